@@ -1,0 +1,52 @@
+package events
+
+import (
+	"regexp"
+	"unicode/utf8"
+)
+
+// secretPatterns match tokens that look like credentials. They err on the
+// side of redacting: a false positive costs a few characters of a prompt,
+// a false negative puts a secret on disk.
+var secretPatterns = []*regexp.Regexp{
+	regexp.MustCompile(`sk-[A-Za-z0-9_\-]{16,}`),                                        // OpenAI / Anthropic style keys
+	regexp.MustCompile(`gh[pousr]_[A-Za-z0-9]{20,}`),                                    // GitHub tokens
+	regexp.MustCompile(`(?:AKIA|ASIA)[A-Z0-9]{16}`),                                     // AWS access key IDs
+	regexp.MustCompile(`xox[abprs]-[A-Za-z0-9\-]{10,}`),                                 // Slack tokens
+	regexp.MustCompile(`eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}`), // JWTs
+	regexp.MustCompile(`(?i)bearer\s+[A-Za-z0-9._~+/\-]{16,}=*`),
+	regexp.MustCompile(`(?i)(password|passwd|secret|token|api[_-]?key)\s*[=:]\s*\S+`),
+}
+
+// Redacted replaces every secret-looking token.
+const Redacted = "[REDACTED]"
+
+// Redact replaces secret-looking tokens in s with "[REDACTED]".
+func Redact(s string) string {
+	for _, re := range secretPatterns {
+		s = re.ReplaceAllString(s, Redacted)
+	}
+	return s
+}
+
+// RedactUserRequest is the default treatment of a person's prompt before it
+// is stored: Redact, then cut to DefaultUserRequestMaxChars characters
+// (runes, never splitting a UTF-8 sequence).
+func RedactUserRequest(s string) string {
+	return Truncate(Redact(s), DefaultUserRequestMaxChars)
+}
+
+// Truncate cuts s to at most n runes.
+func Truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	i := 0
+	for j := range s {
+		if i == n {
+			return s[:j]
+		}
+		i++
+	}
+	return s
+}
