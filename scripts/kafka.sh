@@ -14,7 +14,8 @@
 #   classpath       resolves Kafka if needed and prints the java classpath
 #   tool CLASS ...  runs one of Kafka's tools with java -cp, e.g.
 #                     scripts/kafka.sh tool TopicCommand --list
-#                   (a bare name means org.apache.kafka.tools.NAME;
+#                   (short names are looked up under org.apache.kafka.tools,
+#                   e.g. ConsoleConsumer = ...tools.consumer.ConsoleConsumer;
 #                   --bootstrap-server is NOT added for you)
 #   logs [N]        last N (default 100) lines of the broker log
 #   clean           stop and delete the state directory (data, log, config)
@@ -151,7 +152,7 @@ EOF
   say "resolving Apache Kafka $KAFKA_VERSION with Maven into $LIBS_DIR (first run only)"
   rm -rf "$tmp"
   # shellcheck disable=SC2086 # KAFKA_MVN_OPTS is a list of words on purpose
-  if ! "$MVN" -B -q -f "$pom" $KAFKA_MVN_OPTS \
+  if ! "$MVN" -B -q -Dstyle.color=never -f "$pom" $KAFKA_MVN_OPTS \
       "$DEPENDENCY_PLUGIN:copy-dependencies" \
       -DincludeScope=runtime -DoutputDirectory="$tmp" >&2; then
     rm -rf "$tmp"
@@ -169,15 +170,24 @@ classpath() { printf '%s/*' "$LIBS_DIR"; }
 # logging WARN to stderr so their stdout stays parseable.
 tool_jvm() {
   TOOL_JVM=(-Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true
-    -Dlog4j2.configurationFile="$LOG4J_CONF"
+    -Dlog4j2.configurationFile="$LOG4J_CONF" -Dlog4j2.shutdownHookEnabled=false
     -Dboltrelay.kafka.log.level=WARN -Dboltrelay.kafka.log.target=SYSTEM_ERR
     -cp "$(classpath)")
 }
 
-# Run a Kafka tool class in the foreground (a bare name means org.apache.kafka.tools.NAME).
+# Run a Kafka tool class in the foreground. Short names are looked up under
+# org.apache.kafka.tools (TopicCommand, ConsoleProducer, consumer.ConsoleConsumer).
 run_tool() {
   local cls="$1"; shift
-  [[ "$cls" == *.* ]] || cls="org.apache.kafka.tools.$cls"
+  case "$cls" in
+    org.* | kafka.* | com.* | io.*) ;;
+    StorageTool) cls="kafka.tools.StorageTool" ;;
+    ConsoleConsumer | ConsoleShareConsumer) cls="org.apache.kafka.tools.consumer.$cls" ;;
+    ConsumerGroupCommand | ShareGroupCommand) cls="org.apache.kafka.tools.consumer.group.$cls" ;;
+    ReassignPartitionsCommand) cls="org.apache.kafka.tools.reassign.$cls" ;;
+    StreamsGroupCommand) cls="org.apache.kafka.tools.streams.$cls" ;;
+    *) cls="org.apache.kafka.tools.$cls" ;;
+  esac
   tool_jvm
   "$JAVA" "${TOOL_JVM[@]}" "$cls" "$@"
 }
@@ -304,8 +314,8 @@ cmd_start() {
   say "starting Apache Kafka $KAFKA_VERSION on $BOOTSTRAP (state $STATE_DIR)"
   # The inner shell writes its own pid, then execs java in its place, in a new
   # session so the broker outlives this script and its terminal.
-  # shellcheck disable=SC2086 # heap/JVM opts are word lists on purpose
-  setsid nohup bash -c 'echo $$ >"$0"; shift; exec "$@"' "$PID_FILE" \
+  # shellcheck disable=SC2086,SC2016 # heap/JVM opts are word lists; $$ is for the inner shell
+  setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$PID_FILE" \
     "$JAVA" $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
     $KAFKA_JVM_OPTS \
     -Dlog4j2.configurationFile="$LOG4J_CONF" -Dboltrelay.kafka.log.level=INFO \

@@ -1,0 +1,314 @@
+package outbox
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/boltrelay/boltrelay/events"
+)
+
+// Record is one stored event as read back from a segment.
+type Record struct {
+	Segment string // segment file name
+	Seq     uint64 // sequence within the segment; strictly increasing by publish order
+	Event   events.Event
+	Size    int // stored (encoded) size in bytes
+	// Attempts counts the failed delivery attempts recorded by Fail (for a
+	// pending event) or at Park (for a dead one).
+	Attempts int
+	// Error is the last recorded failure (pending) or the reason it was
+	// parked (dead).
+	Error string
+	// Dead reports whether the record was read from the parked set.
+	Dead bool
+	// ParkedAt is when a dead record was parked.
+	ParkedAt time.Time
+	// Corrupt is set when the stored bytes fail their CRC or do not decode:
+	// Event is then empty and Raw holds the bytes. The relay parks such a
+	// record instead of sending garbage.
+	Corrupt error
+	Raw     []byte
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// A dead record: version(1) | attempts uvarint | parked-at varint nanos |
+// reason len+bytes | event bytes | crc32c of all before.
+// An attempts record: version(1) | attempts uvarint | topic len+bytes |
+// error len+bytes | crc32c.
+func encodeDead(ev []byte, attempts int, reason string, at time.Time) []byte {
+	b := make([]byte, 0, len(ev)+len(reason)+24)
+	b = append(b, 1)
+	b = binary.AppendUvarint(b, uint64(attempts))
+	b = binary.AppendVarint(b, at.UnixNano())
+	b = binary.AppendUvarint(b, uint64(len(reason)))
+	b = append(b, reason...)
+	b = append(b, ev...)
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+var errBadMeta = errors.New("bad record metadata")
+
+func decodeDead(b []byte) (ev []byte, attempts int, reason string, at time.Time, err error) {
+	if len(b) < 5 || b[0] != 1 || crc32.Checksum(b[:len(b)-4], castagnoli) != binary.BigEndian.Uint32(b[len(b)-4:]) {
+		return nil, 0, "", time.Time{}, errBadMeta
+	}
+	p := b[1 : len(b)-4]
+	a, n := binary.Uvarint(p)
+	if n <= 0 {
+		return nil, 0, "", time.Time{}, errBadMeta
+	}
+	p = p[n:]
+	ns, n := binary.Varint(p)
+	if n <= 0 {
+		return nil, 0, "", time.Time{}, errBadMeta
+	}
+	p = p[n:]
+	rl, n := binary.Uvarint(p)
+	if n <= 0 || rl > uint64(len(p)-n) {
+		return nil, 0, "", time.Time{}, errBadMeta
+	}
+	p = p[n:]
+	return p[rl:], int(a), string(p[:rl]), time.Unix(0, ns).UTC(), nil
+}
+
+func encodeAttempts(attempts int, topic, msg string) []byte {
+	b := []byte{1}
+	b = binary.AppendUvarint(b, uint64(attempts))
+	b = binary.AppendUvarint(b, uint64(len(topic)))
+	b = append(b, topic...)
+	b = binary.AppendUvarint(b, uint64(len(msg)))
+	b = append(b, msg...)
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+func decodeAttempts(b []byte) (attempts int, topic, msg string, ok bool) {
+	if len(b) < 5 || b[0] != 1 || crc32.Checksum(b[:len(b)-4], castagnoli) != binary.BigEndian.Uint32(b[len(b)-4:]) {
+		return 0, "", "", false
+	}
+	p := b[1 : len(b)-4]
+	var strs [2]string
+	a, n := binary.Uvarint(p)
+	if n <= 0 {
+		return 0, "", "", false
+	}
+	p = p[n:]
+	for i := range strs {
+		l, n := binary.Uvarint(p)
+		if n <= 0 || l > uint64(len(p)-n) {
+			return 0, "", "", false
+		}
+		strs[i] = string(p[n : n+int(l)])
+		p = p[n+int(l):]
+	}
+	return int(a), strs[0], strs[1], true
+}
+
+func seqKey(seq uint64) []byte { return u64(seq) }
+
+func decodeInto(r *Record, raw []byte) {
+	r.Size = len(raw)
+	ev, err := events.Unmarshal(raw)
+	if err != nil {
+		r.Corrupt = err
+		r.Raw = append([]byte(nil), raw...)
+		return
+	}
+	r.Event = ev
+}
+
+// Read returns up to max pending records with a sequence above after, in
+// sequence order, stopping early once maxBytes (when positive) of stored
+// bytes were read. The records are copies: nothing aliases the bbolt map
+// once Read returns, and no transaction stays open.
+func (s *Segment) Read(after uint64, max, maxBytes int) ([]Record, error) {
+	var out []Record
+	err := s.view(func(tx *bolt.Tx) error {
+		att := tx.Bucket(bucketAttempts)
+		c := tx.Bucket(bucketPending).Cursor()
+		total := 0
+		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
+			if maxBytes > 0 && total > 0 && total+len(v) > maxBytes {
+				break
+			}
+			total += len(v)
+			r := Record{Segment: s.name, Seq: getU64(k)}
+			decodeInto(&r, v)
+			if a := att.Get(k); a != nil {
+				r.Attempts, _, r.Error, _ = decodeAttempts(a)
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, &SegmentError{Op: "read", Path: s.path, Err: err}
+	}
+	return out, nil
+}
+
+// ReadDead returns up to max parked records with a sequence above after.
+func (s *Segment) ReadDead(after uint64, max int) ([]Record, error) {
+	var out []Record
+	err := s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDead).Cursor()
+		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
+			r := Record{Segment: s.name, Seq: getU64(k), Dead: true}
+			ev, attempts, reason, at, err := decodeDead(v)
+			if err != nil {
+				r.Corrupt, r.Raw, r.Size = err, append([]byte(nil), v...), len(v)
+			} else {
+				decodeInto(&r, ev)
+				r.Attempts, r.Error, r.ParkedAt = attempts, reason, at
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, &SegmentError{Op: "read", Path: s.path, Err: err}
+	}
+	return out, nil
+}
+
+// Ack deletes the given pending records: the broker acknowledged them. All
+// of one call share one commit (and that commit with concurrent publishes).
+// Sequences no longer pending are ignored, so a repeated Ack is harmless.
+func (s *Segment) Ack(seqs []uint64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	return s.write("ack", func(tx *bolt.Tx, d *delta) error {
+		p, att := tx.Bucket(bucketPending), tx.Bucket(bucketAttempts)
+		for _, seq := range seqs {
+			k := seqKey(seq)
+			v := p.Get(k)
+			if v == nil {
+				continue
+			}
+			d.pendingN--
+			d.pendingBytes -= int64(len(v))
+			if err := p.Delete(k); err != nil {
+				return err
+			}
+			if att.Get(k) != nil {
+				if err := att.Delete(k); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// Park moves a pending record to the dead set with the reason it can never
+// be delivered (the broker's error) and its attempt count. A parked record
+// stays visible to dump and stats until Requeue.
+func (s *Segment) Park(seq uint64, attempts int, reason string) error {
+	return s.write("park", func(tx *bolt.Tx, d *delta) error {
+		k := seqKey(seq)
+		p := tx.Bucket(bucketPending)
+		v := p.Get(k)
+		if v == nil {
+			return nil
+		}
+		rec := encodeDead(v, attempts, reason, time.Now())
+		d.pendingN--
+		d.pendingBytes -= int64(len(v))
+		d.deadN++
+		if err := tx.Bucket(bucketDead).Put(k, rec); err != nil {
+			return err
+		}
+		if err := p.Delete(k); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketAttempts).Delete(k)
+	})
+}
+
+// Fail records a failed delivery attempt of a pending record that stays
+// pending (the topic is missing, or not authorised), so that stats and dump
+// can show why it waits. It returns the attempt count now stored.
+func (s *Segment) Fail(seq uint64, topic, reason string) (int, error) {
+	var n int
+	err := s.write("record failure", func(tx *bolt.Tx, d *delta) error {
+		k := seqKey(seq)
+		if tx.Bucket(bucketPending).Get(k) == nil {
+			return nil
+		}
+		att := tx.Bucket(bucketAttempts)
+		n = 1
+		if old := att.Get(k); old != nil {
+			a, _, _, _ := decodeAttempts(old)
+			n = a + 1
+		}
+		return att.Put(k, encodeAttempts(n, topic, reason))
+	})
+	return n, err
+}
+
+// requeue moves parked records back to pending under new sequences (so
+// they drain after what is pending now). match selects records by ID; nil
+// selects all. It returns the IDs moved.
+func (s *Segment) requeue(match func(id string) bool) ([]string, error) {
+	var moved []string
+	err := s.write("requeue", func(tx *bolt.Tx, d *delta) error {
+		moved = moved[:0]
+		dead, p := tx.Bucket(bucketDead), tx.Bucket(bucketPending)
+		var keys [][]byte
+		c := dead.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			ev, _, _, _, err := decodeDead(v)
+			if err != nil {
+				continue // a damaged parked record stays parked
+			}
+			e, err := events.Unmarshal(ev)
+			if err != nil || (match != nil && !match(e.ID)) {
+				continue
+			}
+			seq, err := p.NextSequence()
+			if err != nil {
+				return err
+			}
+			if err := p.Put(seqKey(seq), ev); err != nil {
+				return err
+			}
+			keys = append(keys, append([]byte(nil), k...))
+			moved = append(moved, e.ID)
+			d.pendingN++
+			d.pendingBytes += int64(len(ev))
+			d.deadN--
+		}
+		for _, k := range keys {
+			if err := dead.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return moved, err
+}
+
+// putEvents appends encoded events to the pending bucket.
+func putEvents(recs [][]byte) func(tx *bolt.Tx, d *delta) error {
+	return func(tx *bolt.Tx, d *delta) error {
+		p := tx.Bucket(bucketPending)
+		for _, r := range recs {
+			seq, err := p.NextSequence()
+			if err != nil {
+				return err
+			}
+			if err := p.Put(seqKey(seq), r); err != nil {
+				return fmt.Errorf("put: %w", err)
+			}
+			d.pendingN++
+			d.pendingBytes += int64(len(r))
+		}
+		return nil
+	}
+}
