@@ -312,3 +312,35 @@ func putEvents(recs [][]byte) func(tx *bolt.Tx, d *delta) error {
 		return nil
 	}
 }
+
+// Failure is one failed delivery attempt of a pending record, for FailMany.
+type Failure struct {
+	Seq    uint64
+	Topic  string
+	Reason string
+}
+
+// FailMany records several failed attempts in one commit (see Fail).
+func (s *Segment) FailMany(fs []Failure) error {
+	if len(fs) == 0 {
+		return nil
+	}
+	return s.write("record failures", func(tx *bolt.Tx, d *delta) error {
+		p, att := tx.Bucket(bucketPending), tx.Bucket(bucketAttempts)
+		for _, f := range fs {
+			k := seqKey(f.Seq)
+			if p.Get(k) == nil {
+				continue
+			}
+			n := 1
+			if old := att.Get(k); old != nil {
+				a, _, _, _ := decodeAttempts(old)
+				n = a + 1
+			}
+			if err := att.Put(k, encodeAttempts(n, f.Topic, f.Reason)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -82,7 +82,7 @@ PID_FILE="$STATE_DIR/kafka.pid"
 LOG_FILE="$STATE_DIR/kafka.log"
 RENDERED_PROPS="$STATE_DIR/server.properties"
 CLIENT_PROPS="$STATE_DIR/client.properties"
-LOCK_FILE="$STATE_DIR/.lock"
+LOCK_FILE="$STATE_DIR/kafka.sh.lock"
 
 if [[ -n "${JAVA:-}" ]]; then :
 elif [[ -n "${JAVA_HOME:-}" && -x "${JAVA_HOME}/bin/java" ]]; then JAVA="$JAVA_HOME/bin/java"
@@ -154,7 +154,7 @@ EOF
   # shellcheck disable=SC2086 # KAFKA_MVN_OPTS is a list of words on purpose
   if ! "$MVN" -B -q -Dstyle.color=never -f "$pom" $KAFKA_MVN_OPTS \
       "$DEPENDENCY_PLUGIN:copy-dependencies" \
-      -DincludeScope=runtime -DoutputDirectory="$tmp" >&2; then
+      -DincludeScope=runtime -DoutputDirectory="$tmp" 2>&1 | sed $'s/\x1b\\[[0-9;]*m//g' >&2; then
     rm -rf "$tmp"
     die "Maven could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION (try another KAFKA_VERSION)"
   fi
@@ -331,6 +331,13 @@ cmd_start() {
   [[ -n "$pid" ]] || { log_tail; die "broker did not start"; }
   local t0=$SECONDS
   if ! wait_until_answers "$pid"; then
+    # Do not leave a half-started broker behind.
+    if [[ -n "$(broker_pid)" ]]; then
+      say "stopping the broker that did not come up (pid $pid)"
+      kill -TERM "$pid" 2>/dev/null || true
+      wait_gone "$pid" 10 || { kill -KILL "$pid" 2>/dev/null || true; wait_gone "$pid" 10 || true; }
+    fi
+    rm -f "$PID_FILE"
     exit 1
   fi
   say "broker pid $pid answers on $BOOTSTRAP (after $((SECONDS - t0))s)"

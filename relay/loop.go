@@ -1,0 +1,602 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/boltrelay/boltrelay/outbox"
+)
+
+// segState is the loop's view of one claimed segment.
+type segState struct {
+	seg      *outbox.Segment
+	cursor   uint64 // highest sequence read so far
+	inflight int
+}
+
+type flightKey struct {
+	seg string
+	seq uint64
+}
+
+// flight is one record handed to the Kafka client.
+type flight struct {
+	ss       *segState
+	seq      uint64
+	topic    string
+	size     int // Kafka size: key + value + headers
+	stored   int // stored size, for the in-flight byte bound
+	attempts int // failed attempts recorded before this one
+	isolated bool
+}
+
+type result struct {
+	f   *flight
+	err error
+}
+
+// topicState holds what the loop knows of a topic that misbehaves.
+type topicState struct {
+	name      string
+	bo        backoff.BackOff
+	waitUntil time.Time // events of this topic are not sent before then
+	skipped   bool      // events were skipped while waiting: rescan when due
+	lastErr   string
+	inflight  int
+	// Isolation after MESSAGE_TOO_LARGE: the failed records are re-sent
+	// one at a time, with nothing else of the topic in flight, to find the
+	// one the broker can never take.
+	isolating bool
+	queue     []isoItem
+	isoBusy   bool
+}
+
+type isoItem struct {
+	ss  *segState
+	seq uint64
+}
+
+// loop is one life of the relay's drain loop. One goroutine (Run's) owns
+// all of its fields except those under resMu, which the client's produce
+// promises write.
+type loop struct {
+	r   *Relay
+	cfg *cfg
+	cl  *kgo.Client
+
+	window      int
+	windowBytes int
+
+	segs     []*segState
+	byName   map[string]*segState
+	others   []outbox.SegmentInfo
+	damaged  map[string]bool
+	inflight map[flightKey]*flight
+	nBytes   int
+	topics   map[string]*topicState
+
+	resMu     sync.Mutex
+	results   []result
+	resSignal chan struct{}
+	promises  atomic.Int64 // promises not yet called
+
+	gbo         backoff.BackOff
+	globalUntil time.Time
+	rescan      bool
+	nextScan    time.Time
+	lastLog     map[string]time.Time
+
+	pctx    context.Context // context of every produced record
+	pcancel context.CancelFunc
+
+	shutting     bool
+	stillPending map[string]string // once: topics left waiting, with their error
+	readAll      bool              // the last fill read every segment to its end
+	flushDone    chan struct{}
+}
+
+func newLoop(r *Relay, cl *kgo.Client) *loop {
+	l := &loop{
+		r: r, cfg: &r.cfg, cl: cl,
+		byName:       map[string]*segState{},
+		damaged:      map[string]bool{},
+		inflight:     map[flightKey]*flight{},
+		topics:       map[string]*topicState{},
+		resSignal:    make(chan struct{}, 1),
+		gbo:          r.newBackoff(),
+		lastLog:      map[string]time.Time{},
+		stillPending: map[string]string{},
+	}
+	l.pctx, l.pcancel = context.WithCancel(context.Background())
+	// The window never exceeds what the client buffers, so Produce never
+	// blocks the loop (which must stay free to take acknowledgements).
+	l.window = r.cfg.maxInFlight
+	if v, ok := cl.OptValue(kgo.MaxBufferedRecords).(int64); ok && v > 0 && v < int64(l.window) {
+		l.window = int(v)
+	}
+	l.windowBytes = math.MaxInt
+	if v, ok := cl.OptValue(kgo.MaxBufferedBytes).(int64); ok && v > 0 {
+		l.windowBytes = int(v)
+	}
+	return l
+}
+
+func (l *loop) hook(stage string) {
+	if l.cfg.testHook != nil {
+		l.cfg.testHook(stage)
+	}
+}
+
+func (l *loop) run(ctx context.Context) error {
+	l.scan(time.Now())
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if ctx.Err() != nil {
+			return l.shutdown()
+		}
+		l.hook("loop")
+		if err := l.process(time.Now()); err != nil {
+			return errors.Join(err, l.shutdown())
+		}
+		now := time.Now()
+		if !now.Before(l.nextScan) {
+			l.scan(now)
+		}
+		l.fill(now)
+		if l.cfg.once && l.idle() {
+			l.scan(now)
+			l.fill(now)
+			if l.idle() {
+				return l.finishOnce()
+			}
+		}
+		timer.Reset(l.nextWake(time.Now()))
+		select {
+		case <-ctx.Done():
+		case <-l.resSignal:
+		case <-l.r.ob.Wake():
+		case <-timer.C:
+		}
+	}
+}
+
+// nextWake is how long the loop may sleep: until the next scan, the end of
+// a backoff, or a waiting topic falling due.
+func (l *loop) nextWake(now time.Time) time.Duration {
+	next := l.nextScan
+	if l.globalUntil.After(now) && l.globalUntil.Before(next) {
+		next = l.globalUntil
+	}
+	for _, ts := range l.topics {
+		if ts.skipped && ts.waitUntil.After(now) && ts.waitUntil.Before(next) {
+			next = ts.waitUntil
+		}
+	}
+	d := next.Sub(now)
+	if d < time.Millisecond {
+		d = time.Millisecond
+	}
+	return d
+}
+
+// scan claims sealed segments and refreshes the segment list, keeping the
+// cursors of segments already known.
+func (l *loop) scan(now time.Time) {
+	l.nextScan = now.Add(l.cfg.scanInterval)
+	segs, others, err := l.r.ob.Claim()
+	if err != nil {
+		l.logEvery("scan", "relay: scan outbox", "dir", l.r.ob.Dir(), "error", err)
+		return
+	}
+	next := make([]*segState, 0, len(segs))
+	byName := make(map[string]*segState, len(segs))
+	for _, s := range segs {
+		ss := l.byName[s.Name()]
+		if ss == nil || ss.seg != s {
+			ss = &segState{seg: s}
+		}
+		next = append(next, ss)
+		byName[s.Name()] = ss
+	}
+	// A segment with records in flight stays known even if Claim no
+	// longer lists it, so their acknowledgements find it.
+	for name, ss := range l.byName {
+		if byName[name] == nil && ss.inflight > 0 {
+			next = append(next, ss)
+			byName[name] = ss
+		}
+	}
+	sort.Slice(next, func(i, j int) bool { return next[i].seg.Name() < next[j].seg.Name() })
+	l.segs, l.byName, l.others = next, byName, others
+	for _, o := range others {
+		if o.State == outbox.StateDamaged && !l.damaged[o.Name] {
+			l.damaged[o.Name] = true
+			l.cfg.logger.Error("relay: damaged segment skipped; the others still drain", "segment", o.Name, "error", o.Err)
+		}
+	}
+}
+
+func (l *loop) topic(name string) *topicState {
+	ts := l.topics[name]
+	if ts == nil {
+		ts = &topicState{name: name, bo: l.r.newBackoff()}
+		l.topics[name] = ts
+	}
+	return ts
+}
+
+// fill reads pending records and hands them to the client until the window
+// is full or every segment is read to its end.
+func (l *loop) fill(now time.Time) {
+	l.readAll = false
+	if l.shutting || now.Before(l.globalUntil) {
+		return
+	}
+	for _, ts := range l.topics {
+		if ts.skipped && !now.Before(ts.waitUntil) && !ts.isolating {
+			ts.skipped = false
+			l.rescan = true
+		}
+	}
+	if l.rescan {
+		l.rescan = false
+		for _, ss := range l.segs {
+			ss.cursor = 0
+		}
+	}
+	l.startIsolation()
+	readAll := true
+	for _, ss := range l.segs {
+		for {
+			room := l.window - len(l.inflight)
+			if room <= 0 || l.nBytes >= l.windowBytes {
+				readAll = false
+				break
+			}
+			n := min(room, l.cfg.batchRecords)
+			recs, err := ss.seg.Read(ss.cursor, n, l.cfg.batchBytes)
+			if err != nil {
+				l.logEvery("read:"+ss.seg.Name(), "relay: read segment", "segment", ss.seg.Path(), "error", err)
+				break
+			}
+			for i := range recs {
+				l.consider(ss, &recs[i], now)
+			}
+			if len(recs) < n {
+				break
+			}
+		}
+	}
+	l.readAll = readAll
+	l.hook("filled")
+}
+
+func (l *loop) consider(ss *segState, rec *outbox.Record, now time.Time) {
+	ss.cursor = rec.Seq
+	if l.inflight[flightKey{ss.seg.Name(), rec.Seq}] != nil {
+		return
+	}
+	if rec.Corrupt != nil {
+		reason := fmt.Sprintf("corrupt record in outbox: %v", rec.Corrupt)
+		l.park(ss, rec.Seq, rec.Attempts, reason, "")
+		return
+	}
+	if ts := l.topics[rec.Event.Topic]; ts != nil && (ts.isolating || now.Before(ts.waitUntil)) {
+		ts.skipped = true
+		return
+	}
+	l.produce(ss, rec, false)
+}
+
+func (l *loop) produce(ss *segState, rec *outbox.Record, isolated bool) {
+	kr := ToRecord(&rec.Event)
+	f := &flight{ss: ss, seq: rec.Seq, topic: rec.Event.Topic, size: kafkaSize(kr), stored: rec.Size, attempts: rec.Attempts, isolated: isolated}
+	l.inflight[flightKey{ss.seg.Name(), rec.Seq}] = f
+	ss.inflight++
+	l.topic(f.topic).inflight++
+	l.nBytes += f.stored
+	l.promises.Add(1)
+	l.cl.Produce(l.pctx, kr, func(_ *kgo.Record, err error) {
+		// Promises run serially on the client's goroutine and must not
+		// block: append and signal, the loop does the rest.
+		l.resMu.Lock()
+		l.results = append(l.results, result{f: f, err: err})
+		l.resMu.Unlock()
+		l.promises.Add(-1)
+		select {
+		case l.resSignal <- struct{}{}:
+		default:
+		}
+	})
+}
+
+// process takes the results the promises delivered, commits the
+// acknowledgements (one commit per segment), parks and records failures,
+// and releases drained sealed segments. It returns an error only when the
+// outbox can no longer be written (it was closed under the relay).
+func (l *loop) process(now time.Time) error {
+	l.resMu.Lock()
+	res := l.results
+	l.results = nil
+	l.resMu.Unlock()
+	if len(res) == 0 {
+		return l.release()
+	}
+	acks := map[*segState][]uint64{}
+	fails := map[*segState][]outbox.Failure{}
+	for _, x := range res {
+		f := x.f
+		delete(l.inflight, flightKey{f.ss.seg.Name(), f.seq})
+		f.ss.inflight--
+		l.nBytes -= f.stored
+		ts := l.topic(f.topic)
+		ts.inflight--
+		if f.isolated {
+			ts.isoBusy = false
+		}
+		if x.err == nil {
+			acks[f.ss] = append(acks[f.ss], f.seq)
+			if !ts.waitUntil.IsZero() || ts.lastErr != "" {
+				ts.waitUntil, ts.lastErr = time.Time{}, ""
+				ts.bo.Reset()
+				l.r.setHealth(func(h *Health) { delete(h.Waiting, f.topic) })
+			}
+			continue
+		}
+		reason := x.err.Error()
+		switch Classify(x.err) {
+		case Transient:
+			if f.isolated {
+				ts.queue = append([]isoItem{{f.ss, f.seq}}, ts.queue...)
+			}
+			if !l.shutting && !now.Before(l.globalUntil) {
+				d := l.gbo.NextBackOff()
+				l.globalUntil = now.Add(d)
+				l.logEvery("transient", "relay: produce failed; retrying after backoff", "topic", f.topic, "error", reason, "backoff", d)
+			}
+			l.rescan = true
+			l.r.setHealth(func(h *Health) { h.LastError, h.ErrorAt = reason, now })
+		case Waiting:
+			fails[f.ss] = append(fails[f.ss], outbox.Failure{Seq: f.seq, Topic: f.topic, Reason: reason})
+			l.wait(ts, reason, now)
+		case TooLarge:
+			if f.isolated {
+				l.park(f.ss, f.seq, f.attempts+1, fmt.Sprintf("%s (record %d bytes, sent alone)", reason, f.size), f.topic)
+				break
+			}
+			if !ts.isolating {
+				l.cfg.logger.Warn("relay: broker rejected a batch as too large; re-sending its records one at a time", "topic", f.topic, "error", reason)
+			}
+			ts.isolating = true
+			ts.queue = append(ts.queue, isoItem{f.ss, f.seq})
+		case Permanent:
+			l.park(f.ss, f.seq, f.attempts+1, reason, f.topic)
+		}
+	}
+	var errs []error
+	delivered := int64(0)
+	for ss, seqs := range acks {
+		if err := ss.seg.Ack(seqs); err != nil {
+			if errors.Is(err, outbox.ErrClosed) {
+				errs = append(errs, fmt.Errorf("relay: record acknowledgements: %w", err))
+				continue
+			}
+			// Not recorded: those records stay pending and go again.
+			l.logEvery("ack", "relay: record acknowledgements", "segment", ss.seg.Path(), "error", err)
+			l.rescan = true
+			continue
+		}
+		delivered += int64(len(seqs))
+	}
+	if delivered > 0 {
+		l.gbo.Reset()
+		l.r.setHealth(func(h *Health) { h.Delivered += delivered; h.Healthy = true })
+	}
+	for ss, fs := range fails {
+		if err := ss.seg.FailMany(fs); err != nil && errors.Is(err, outbox.ErrClosed) {
+			errs = append(errs, fmt.Errorf("relay: record failures: %w", err))
+		}
+	}
+	l.r.setHealth(func(h *Health) { h.InFlight = len(l.inflight) })
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return l.release()
+}
+
+// wait puts a topic in the waiting state until its backoff ends.
+func (l *loop) wait(ts *topicState, reason string, now time.Time) {
+	ts.lastErr = reason
+	ts.skipped = true
+	l.r.setHealth(func(h *Health) {
+		if h.Waiting == nil {
+			h.Waiting = map[string]string{}
+		}
+		h.Waiting[ts.name] = reason
+		h.LastError, h.ErrorAt = reason, now
+	})
+	if l.cfg.once {
+		l.stillPending[ts.name] = reason
+		ts.waitUntil = now.Add(100 * 365 * 24 * time.Hour) // not again in this run
+		return
+	}
+	if now.Before(ts.waitUntil) {
+		return // one round of failures moves the backoff once
+	}
+	d := ts.bo.NextBackOff()
+	ts.waitUntil = now.Add(d)
+	l.cfg.logger.Warn("relay: topic is waiting; its events stay pending, other topics flow", "topic", ts.name, "error", reason, "retry_in", d)
+}
+
+func (l *loop) park(ss *segState, seq uint64, attempts int, reason, topic string) {
+	if err := ss.seg.Park(seq, attempts, reason); err != nil {
+		l.logEvery("park", "relay: park event", "segment", ss.seg.Path(), "seq", seq, "error", err)
+		return
+	}
+	l.cfg.logger.Warn("relay: event parked; it will never be accepted as it is", "segment", ss.seg.Name(), "seq", seq, "topic", topic, "reason", reason)
+	l.r.setHealth(func(h *Health) { h.Parked++ })
+}
+
+// startIsolation sends the next suspect of every isolating topic alone,
+// once nothing else of that topic is in flight.
+func (l *loop) startIsolation() {
+	for _, ts := range l.topics {
+		if !ts.isolating || ts.isoBusy || ts.inflight > 0 {
+			continue
+		}
+		for len(ts.queue) > 0 && !ts.isoBusy {
+			sort.SliceStable(ts.queue, func(i, j int) bool {
+				a, b := ts.queue[i], ts.queue[j]
+				if a.ss.seg.Name() != b.ss.seg.Name() {
+					return a.ss.seg.Name() < b.ss.seg.Name()
+				}
+				return a.seq < b.seq
+			})
+			it := ts.queue[0]
+			ts.queue = ts.queue[1:]
+			recs, err := it.ss.seg.Read(it.seq-1, 1, 0)
+			if err != nil || len(recs) == 0 || recs[0].Seq != it.seq {
+				continue // acknowledged or parked meanwhile
+			}
+			ts.isoBusy = true
+			l.produce(it.ss, &recs[0], true)
+		}
+		if len(ts.queue) == 0 && !ts.isoBusy {
+			ts.isolating = false
+			l.rescan = true
+		}
+	}
+}
+
+// release gives back sealed segments with nothing left pending.
+func (l *loop) release() error {
+	kept := l.segs[:0]
+	for _, ss := range l.segs {
+		if !ss.seg.Live() && ss.inflight == 0 && ss.seg.Pending() == 0 {
+			if err := l.r.ob.Release(ss.seg); err != nil {
+				l.logEvery("release", "relay: release drained segment", "segment", ss.seg.Path(), "error", err)
+			}
+			delete(l.byName, ss.seg.Name())
+			continue
+		}
+		kept = append(kept, ss)
+	}
+	l.segs = kept
+	return nil
+}
+
+func (l *loop) idle() bool {
+	if len(l.inflight) > 0 || !l.readAll || l.rescan || time.Now().Before(l.globalUntil) {
+		return false
+	}
+	for _, ts := range l.topics {
+		if ts.isolating {
+			return false
+		}
+	}
+	return true
+}
+
+// finishOnce ends a Once run: nothing drainable is pending.
+func (l *loop) finishOnce() error {
+	var held []outbox.SegmentInfo
+	for _, o := range l.others {
+		if o.State == outbox.StateHeld {
+			held = append(held, o)
+		}
+	}
+	l.r.mu.Lock()
+	l.r.held = held
+	l.r.mu.Unlock()
+	err := l.shutdown()
+	if len(l.stillPending) > 0 {
+		var parts []string
+		for t, e := range l.stillPending {
+			parts = append(parts, fmt.Sprintf("topic %q: %s", t, e))
+		}
+		sort.Strings(parts)
+		return errors.Join(err, fmt.Errorf("%w: %s", ErrStillPending, strings.Join(parts, "; ")))
+	}
+	return err
+}
+
+// shutdown is the bounded stop:
+//  1. stop reading (fill does nothing once shutting);
+//  2. flush and wait up to the drain timeout for records in flight;
+//  3. record what was acknowledged;
+//  4. abort what is still buffered (it stays pending) by closing the
+//     client, which is what makes franz-go give up a produce whose outcome
+//     is unknown (cancelling its context does not);
+//  5. record any acknowledgement that raced the close, and return.
+func (l *loop) shutdown() error {
+	l.shutting = true
+	l.hook("shutdown")
+	var firstErr error
+	if len(l.inflight) > 0 {
+		dctx, cancel := context.WithTimeout(context.Background(), l.cfg.drainTimeout)
+		l.flushDone = make(chan struct{})
+		go func() {
+			defer close(l.flushDone)
+			_ = l.cl.Flush(dctx) // unlingers; returns at the deadline
+		}()
+		for len(l.inflight) > 0 && dctx.Err() == nil {
+			select {
+			case <-l.resSignal:
+			case <-dctx.Done():
+			}
+			if err := l.process(time.Now()); err != nil && firstErr == nil {
+				firstErr = err
+			}
+		}
+		cancel()
+	}
+	left := len(l.inflight)
+	l.abort()
+	if err := l.process(time.Now()); err != nil && firstErr == nil {
+		firstErr = err
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	if left > 0 {
+		l.cfg.logger.Warn("relay: drain timeout; unacknowledged records stay pending", "records", left, "timeout", l.cfg.drainTimeout)
+		return fmt.Errorf("%w: %d records after %v", ErrDrainTimeout, left, l.cfg.drainTimeout)
+	}
+	return nil
+}
+
+// abort cancels every produce, closes the client and waits (bounded) for
+// the promises it fails, so that no callback runs after Run returned.
+func (l *loop) abort() {
+	l.pcancel()
+	l.cl.Close()
+	if l.flushDone != nil {
+		<-l.flushDone
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for l.promises.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// logEvery logs at most once per backoff cap per key, so an outage costs a
+// few log lines, not one per record or per millisecond.
+func (l *loop) logEvery(key, msg string, args ...any) {
+	now := time.Now()
+	if t, ok := l.lastLog[key]; ok && now.Sub(t) < l.cfg.backoffMax {
+		return
+	}
+	l.lastLog[key] = now
+	l.cfg.logger.Error(msg, args...)
+}
