@@ -20,15 +20,15 @@ type Outbox struct {
 	cfg cfg
 	own *Segment
 
-	closeMu sync.RWMutex // held shared by each Publish, exclusively by Close
-	closed  bool
+	closeMu  sync.RWMutex // held shared by each Publish, exclusively by Close
+	closed   bool
 	closeErr error
-	pubs    sync.WaitGroup
+	pubs     sync.WaitGroup
 
 	wake chan struct{} // capacity 1: a pending signal is never lost, never piles up
 
 	mu      sync.Mutex
-	claimed map[string]*Segment // sealed segments held for draining, by name
+	claimed map[string]*Segment  // sealed segments held for draining, by name
 	skip    map[string]time.Time // dead-only sealed segments released, by mtime
 }
 

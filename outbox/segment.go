@@ -51,7 +51,7 @@ type Segment struct {
 	reservedN, reservedBytes      int64
 	closed                        bool
 	writes                        sync.WaitGroup // writes in progress; close waits for them
-	space                         chan struct{} // closed and replaced when acks free space
+	space                         chan struct{}  // closed and replaced when acks free space
 }
 
 // Name returns the segment's file name (without directory).

@@ -36,4 +36,3 @@ func (c *connHook) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ n
 		c.r.cfg.logger.Warn("relay: broker unreachable; events stay pending", "broker", net.JoinHostPort(meta.Host, strconv.Itoa(int(meta.Port))), "error", err)
 	}
 }
-
