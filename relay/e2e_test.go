@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/boltrelay/boltrelay/events"
 	"github.com/boltrelay/boltrelay/internal/kafkatest"
 	"github.com/boltrelay/boltrelay/outbox"
@@ -62,6 +64,7 @@ func TestEndToEndOnce(t *testing.T) {
 			t.Fatalf("key %s: %d after %d", rec.Key, i, prev)
 		}
 		lastPerKey[string(rec.Key)] = i
+		checkCEHeaders(t, rec, id, fmt.Sprint(i))
 	}
 	if len(seen) != n {
 		t.Fatalf("delivered %d of %d", len(seen), n)
@@ -103,5 +106,22 @@ func TestEmbeddedRunCancel(t *testing.T) {
 	wg.Wait()
 	if d := r.Health().Delivered; d != 100 {
 		t.Fatalf("delivered %d", d)
+	}
+}
+
+func checkCEHeaders(t *testing.T, rec *kgo.Record, id, value string) {
+	t.Helper()
+	want := map[string]string{HeaderSpecVersion: "1.0", HeaderID: id, HeaderType: events.DefaultType, HeaderSource: events.DefaultSource, HeaderSubject: "s"}
+	for k, v := range want {
+		if got, ok := HeaderValue(rec, k); !ok || got != v {
+			t.Fatalf("header %s = %q (present %v), want %q", k, got, ok, v)
+		}
+	}
+	ts, _ := HeaderValue(rec, HeaderTime)
+	if tm, err := time.Parse(time.RFC3339Nano, ts); err != nil || time.Since(tm) > time.Minute {
+		t.Fatalf("ce_time %q: %v", ts, err)
+	}
+	if string(rec.Value) != value {
+		t.Fatalf("value %q, want %q", rec.Value, value)
 	}
 }

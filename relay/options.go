@@ -135,3 +135,7 @@ func ScanInterval(d time.Duration) Option { return optFunc(func(c *cfg) { c.scan
 func Backoff(min, max time.Duration) Option {
 	return optFunc(func(c *cfg) { c.backoffMin, c.backoffMax = min, max })
 }
+
+// testHook is for this package's tests: fn is called at named stages of
+// the loop (to inject a panic, or to observe).
+func testHook(fn func(stage string)) Option { return optFunc(func(c *cfg) { c.testHook = fn }) }
