@@ -88,8 +88,11 @@ func (o *Outbox) Claim() ([]*Segment, []SegmentInfo, error) {
 			}
 			continue
 		}
+		// o.closed belongs to closeMu; holding o.mu across the check
+		// orders it against Close's swap of o.claimed, so a segment
+		// added here is either seen by Close or closed right here.
 		o.mu.Lock()
-		if o.closed {
+		if o.isClosed() {
 			o.mu.Unlock()
 			_ = s.close()
 			return nil, nil, ErrClosed

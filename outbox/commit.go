@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"sync"
+	"sync/atomic"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -11,6 +12,9 @@ import (
 // only after the commit succeeded, so the two never disagree.
 type delta struct {
 	pendingN, pendingBytes, deadN int64
+	// reservations released by the commit: a publish's events move from
+	// reserved to pending in one step, never counting twice.
+	unreserveN, unreserveBytes int64
 }
 
 type opResult struct {
@@ -35,6 +39,8 @@ type committer struct {
 	queue []*op
 	busy  bool
 	seg   *Segment
+
+	commits atomic.Int64 // successful commits, for tests and benchmarks
 }
 
 func (c *committer) do(fn func(tx *bolt.Tx, d *delta) error) error {
@@ -84,6 +90,7 @@ func (c *committer) run(batch []*op) {
 			return c.seg.writeCounters(tx, d)
 		})
 		if err == nil {
+			c.commits.Add(1)
 			c.seg.applyDelta(d)
 			for _, o := range batch {
 				o.done <- opResult{}

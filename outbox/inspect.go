@@ -182,8 +182,9 @@ func Requeue(dir string, ids []string, opts ...Option) ([]string, error) {
 }
 
 // Requeue moves parked events of this handle's own and claimed segments
-// back to pending (all when ids is empty). See the package function
-// Requeue for segments held by no one.
+// back to pending (all when ids is empty). IDs not parked in any of them
+// are named in an error wrapping ErrNotFound (the others are still moved).
+// See the package function Requeue for segments held by no one.
 func (o *Outbox) Requeue(ids ...string) ([]string, error) {
 	if o.isClosed() {
 		return nil, ErrClosed
@@ -212,12 +213,25 @@ func (o *Outbox) Requeue(ids ...string) ([]string, error) {
 			return moved, err
 		}
 		moved = append(moved, m...)
+		for _, id := range m {
+			delete(want, id)
+		}
 	}
 	if len(moved) > 0 {
 		select {
 		case o.wake <- struct{}{}:
 		default:
 		}
+	}
+	if len(want) > 0 {
+		var missing []string
+		for _, id := range ids {
+			if want[id] {
+				missing = append(missing, id)
+				delete(want, id)
+			}
+		}
+		return moved, fmt.Errorf("%w: not parked in this handle's segments: %s", ErrNotFound, strings.Join(missing, ", "))
 	}
 	return moved, nil
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/boltrelay/boltrelay/events"
 )
 
@@ -122,12 +124,25 @@ func (o *Outbox) Publish(ctx context.Context, evs ...*events.Event) error {
 	if err := o.reserve(ctx, int64(len(recs)), total); err != nil {
 		return err
 	}
-	err := o.own.write("publish", putEvents(recs))
-	o.own.mu.Lock()
-	o.own.reservedN -= int64(len(recs))
-	o.own.reservedBytes -= total
-	o.own.mu.Unlock()
+	put := putEvents(recs)
+	err := o.own.write("publish", func(tx *bolt.Tx, d *delta) error {
+		if err := put(tx, d); err != nil {
+			return err
+		}
+		d.unreserveN += int64(len(recs))
+		d.unreserveBytes += total
+		return nil
+	})
 	if err != nil {
+		// Not committed, so the commit released nothing: give the room
+		// back here, and to whoever waits for it.
+		s := o.own
+		s.mu.Lock()
+		s.reservedN -= int64(len(recs))
+		s.reservedBytes -= total
+		close(s.space)
+		s.space = make(chan struct{})
+		s.mu.Unlock()
 		return err
 	}
 	select {

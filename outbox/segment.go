@@ -1,11 +1,13 @@
 package outbox
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -152,6 +154,11 @@ func openSegment(path string, c *cfg, timeout time.Duration, readOnly bool) (s *
 	if fi.Size() < minSegmentSize {
 		return nil, segErr(fmt.Errorf("%w: %d bytes is shorter than any bbolt file", ErrDamaged, fi.Size()))
 	}
+	if !readOnly {
+		if err := vetSegment(path, c, timeout); err != nil {
+			return nil, err
+		}
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			s, err = nil, segErr(fmt.Errorf("%w: %v", ErrDamaged, r))
@@ -170,15 +177,20 @@ func openSegment(path string, c *cfg, timeout time.Duration, readOnly bool) (s *
 	}
 	s = &Segment{name: filepath.Base(path), path: path, db: db, readOnly: readOnly, space: make(chan struct{})}
 	s.gc.seg = s
-	if err := s.loadCounters(); err != nil {
+	if err := s.loadCounters(fi.Size()); err != nil {
 		_ = db.Close()
 		return nil, segErr(err)
 	}
 	return s, nil
 }
 
-func (s *Segment) loadCounters() error {
+func (s *Segment) loadCounters(fileSize int64) error {
 	return s.view(func(tx *bolt.Tx) error {
+		if need := tx.Size(); need > fileSize {
+			// Truncated: bbolt would read the missing pages from beyond
+			// its map of the file.
+			return fmt.Errorf("%w: file is %d bytes, its pages reach %d (truncated)", ErrDamaged, fileSize, need)
+		}
 		m := tx.Bucket(bucketMeta)
 		if m == nil || tx.Bucket(bucketPending) == nil || tx.Bucket(bucketDead) == nil || tx.Bucket(bucketAttempts) == nil {
 			return fmt.Errorf("%w: not a boltrelay segment (buckets missing)", ErrDamaged)
@@ -195,10 +207,50 @@ func (s *Segment) loadCounters() error {
 
 // view and update run bbolt transactions, turning a panic from a damaged
 // page into ErrDamaged naming the file: a bad segment must not take the
-// process (or the other segments) down with it.
+// process (or the other segments) down with it. A read through a damaged
+// page pointer can land outside the file's map; view makes that fault a
+// panic too, rather than a crash.
 func (s *Segment) view(fn func(*bolt.Tx) error) (err error) {
 	defer s.recoverDamage("read", &err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	return s.db.View(fn)
+}
+
+// vetSegment reads every page of a segment, read-only, before it is opened
+// for writing. A read-write open rebuilds bbolt's freelist (a segment does
+// not sync it) by walking every page in a goroutine of bbolt's own, where
+// a panic on a damaged page cannot be recovered and kills the process; the
+// same walk here turns that panic into ErrDamaged.
+func vetSegment(path string, c *cfg, timeout time.Duration) error {
+	s, err := openSegment(path, c, timeout, true)
+	if err != nil {
+		return err
+	}
+	err = s.view(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error { return walkBucket(b) })
+	})
+	_ = s.close()
+	var se *SegmentError
+	if err != nil && !errors.As(err, &se) {
+		err = &SegmentError{Op: "open", Path: path, Err: err}
+	}
+	return err
+}
+
+func walkBucket(b *bolt.Bucket) error {
+	var prev []byte
+	return b.ForEach(func(k, v []byte) error {
+		if prev != nil && bytes.Compare(prev, k) >= 0 {
+			return fmt.Errorf("%w: keys out of order", ErrDamaged)
+		}
+		prev = k
+		if v == nil {
+			if child := b.Bucket(k); child != nil {
+				return walkBucket(child)
+			}
+		}
+		return nil
+	})
 }
 
 func (s *Segment) update(fn func(*bolt.Tx) error) (err error) {
@@ -234,6 +286,8 @@ func (s *Segment) applyDelta(d delta) {
 	s.pendingN += d.pendingN
 	s.pendingBytes += d.pendingBytes
 	s.deadN += d.deadN
+	s.reservedN -= d.unreserveN
+	s.reservedBytes -= d.unreserveBytes
 	if d.pendingN < 0 || d.pendingBytes < 0 {
 		close(s.space) // wake publishers waiting for room
 		s.space = make(chan struct{})
