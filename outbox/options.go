@@ -32,11 +32,10 @@ type cfg struct {
 
 func defaultCfg() cfg {
 	return cfg{
-		lockTimeout:    time.Second,
-		maxEventBytes:  1 << 20,
-		logger:         slog.New(slog.DiscardHandler),
-		freelistMap:    true,
-		noFreelistSync: true,
+		lockTimeout:   time.Second,
+		maxEventBytes: 1 << 20,
+		logger:        slog.New(slog.DiscardHandler),
+		freelistMap:   true,
 	}
 }
 
@@ -99,10 +98,10 @@ func Logger(l *slog.Logger) Option { return optFunc(func(c *cfg) { c.logger = l 
 // machine crash; only for benchmarks that measure everything but the disk.
 func UnsafeNoSync() Option { return optFunc(func(c *cfg) { c.noSync = true }) }
 
-// FreelistSync makes bbolt write its freelist on every commit and use the
-// array freelist, bbolt's own defaults. boltrelay's default (hashmap
-// freelist, not synced, rebuilt on open) costs less per commit on a
-// segment with many free pages.
-func FreelistSync() Option {
-	return optFunc(func(c *cfg) { c.freelistMap = false; c.noFreelistSync = false })
-}
+// NoFreelistSync stops bbolt writing its freelist on every commit (bbolt's
+// NoFreelistSync). Commits get cheaper on a segment with many free pages,
+// but every later open of the file must walk all of its pages to rebuild
+// the freelist, which costs time and, while it runs, resident memory of the
+// file's size. Default off: segments are opened by relays and inspection
+// tools far more often than a commit finds a large freelist.
+func NoFreelistSync() Option { return optFunc(func(c *cfg) { c.noFreelistSync = true }) }

@@ -144,6 +144,10 @@ func (s *Segment) Read(after uint64, max, maxBytes int) ([]Record, error) {
 			}
 			out = append(out, r)
 		}
+		if s.readSinceDrop.Add(int64(total)) >= dropEvery {
+			s.readSinceDrop.Store(0)
+			dropPages(tx, s.db)
+		}
 		return nil
 	})
 	if err != nil {
@@ -151,6 +155,11 @@ func (s *Segment) Read(after uint64, max, maxBytes int) ([]Record, error) {
 	}
 	return out, nil
 }
+
+// dropEvery is how many bytes Read reads from a segment between asking the
+// kernel to drop its mapped pages (see dropPages): often enough to keep a
+// draining relay's resident set small, rarely enough to cost nothing.
+const dropEvery = 8 << 20
 
 // ReadDead returns up to max parked records with a sequence above after.
 func (s *Segment) ReadDead(after uint64, max int) ([]Record, error) {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -53,6 +54,7 @@ type Segment struct {
 	reservedN, reservedBytes      int64
 	closed                        bool
 	writes                        sync.WaitGroup // writes in progress; close waits for them
+	readSinceDrop                 atomic.Int64   // bytes read since the last dropPages
 	space                         chan struct{}  // closed and replaced when acks free space
 }
 
@@ -227,7 +229,16 @@ func vetSegment(path string, c *cfg, timeout time.Duration) error {
 		return err
 	}
 	err = s.view(func(tx *bolt.Tx) error {
-		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error { return walkBucket(b) })
+		// Drop the walked pages as it goes: a vet must not cost resident
+		// memory of the file's size (see dropPages).
+		walked := 0
+		drop := func(n int) {
+			if walked += n; walked >= dropEvery {
+				walked = 0
+				dropPages(tx, s.db)
+			}
+		}
+		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error { return walkBucket(b, drop) })
 	})
 	_ = s.close()
 	var se *SegmentError
@@ -237,16 +248,17 @@ func vetSegment(path string, c *cfg, timeout time.Duration) error {
 	return err
 }
 
-func walkBucket(b *bolt.Bucket) error {
+func walkBucket(b *bolt.Bucket, drop func(int)) error {
 	var prev []byte
 	return b.ForEach(func(k, v []byte) error {
 		if prev != nil && bytes.Compare(prev, k) >= 0 {
 			return fmt.Errorf("%w: keys out of order", ErrDamaged)
 		}
 		prev = k
+		drop(len(k) + len(v))
 		if v == nil {
 			if child := b.Bucket(k); child != nil {
-				return walkBucket(child)
+				return walkBucket(child, drop)
 			}
 		}
 		return nil

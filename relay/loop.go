@@ -273,7 +273,9 @@ func (l *loop) fill(now time.Time) {
 			for i := range recs {
 				l.consider(ss, &recs[i], now)
 			}
-			if len(recs) < n {
+			// Only an empty read means the end: a read cut short by
+			// BatchBytes returns fewer than asked with more behind it.
+			if len(recs) == 0 {
 				break
 			}
 		}
