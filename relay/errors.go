@@ -37,11 +37,13 @@ const (
 	// topic is retried at backoff pace while other topics keep flowing.
 	Waiting
 	// Permanent failures (the broker will never take this record): the
-	// event is parked in the dead set with the broker's reason.
+	// event is parked in the dead set with the broker's reason. Because the
+	// broker fails a whole batch for one such record, the relay first
+	// re-sends the failed records one at a time and parks only those that
+	// fail alone.
 	Permanent
-	// TooLarge is permanent for one record, but the broker rejects a whole
-	// batch for it: the relay re-sends the batch's records one at a time
-	// to find the culprit and parks only that one.
+	// TooLarge is Permanent for one record (MESSAGE_TOO_LARGE), named
+	// apart because the record's size goes into the park reason.
 	TooLarge
 )
 

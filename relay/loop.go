@@ -372,18 +372,21 @@ func (l *loop) process(now time.Time) error {
 		case Waiting:
 			fails[f.ss] = append(fails[f.ss], outbox.Failure{Seq: f.seq, Topic: f.topic, Reason: reason})
 			l.wait(ts, reason, now)
-		case TooLarge:
+		case TooLarge, Permanent:
+			// Kafka rejects a whole batch for one bad record (too large,
+			// an invalid timestamp, a missing key on a compacted topic),
+			// failing its neighbours with the same error. Only a record
+			// that fails alone is parked; the others are re-sent one at
+			// a time, in order, before anything later of the topic.
 			if f.isolated {
 				l.park(f.ss, f.seq, f.attempts+1, fmt.Sprintf("%s (record %d bytes, sent alone)", reason, f.size), f.topic)
 				break
 			}
 			if !ts.isolating {
-				l.cfg.logger.Warn("relay: broker rejected a batch as too large; re-sending its records one at a time", "topic", f.topic, "error", reason)
+				l.cfg.logger.Warn("relay: broker rejected a batch; re-sending its records one at a time to park only the culprit", "topic", f.topic, "error", reason)
 			}
 			ts.isolating = true
 			ts.queue = append(ts.queue, isoItem{f.ss, f.seq})
-		case Permanent:
-			l.park(f.ss, f.seq, f.attempts+1, reason, f.topic)
 		}
 	}
 	var errs []error

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -448,5 +449,35 @@ func TestS6PublishWhileShuttingDown(t *testing.T) {
 	}
 	if len(okIDs) == 0 {
 		t.Fatal("no publish succeeded: the race was not exercised")
+	}
+}
+
+// Regression: Kafka fails every record of a batch with INVALID_RECORD (or
+// INVALID_TIMESTAMP) for one bad record. Parking every record that came
+// back with a permanent error parked the innocent neighbours too.
+func TestPermanentBatchErrorParksOnlyWhatFailsAlone(t *testing.T) {
+	c := kafkatest.Cluster(t, "tb")
+	ob := openOutbox(t, t.TempDir())
+	// The first produce request carrying tb is rejected whole; each
+	// record sent alone afterwards is accepted.
+	h := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "tb", Err: kerr.InvalidRecord, Count: 1})
+	ids := publishN(t, ob, "tb", "k", 20)
+	if err := runOnce(t, newRelay(t, ob, c, Once()), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if h.Hits() != 1 {
+		t.Fatalf("fault hit %d times, want 1", h.Hits())
+	}
+	if d := ob.Own().Dead(); d != 0 {
+		t.Fatalf("%d events parked for a batch rejection that none of them caused alone", d)
+	}
+	recs := kafkatest.ConsumeIdle(t, c.ListenAddrs(), 500*time.Millisecond, 10*time.Second, "tb")
+	if len(recs) != len(ids) {
+		t.Fatalf("delivered %d, want %d", len(recs), len(ids))
+	}
+	for i, rec := range recs {
+		if id, _ := HeaderValue(rec, HeaderID); id != ids[i] {
+			t.Fatalf("record %d is %s, want %s", i, id, ids[i])
+		}
 	}
 }
