@@ -46,6 +46,9 @@ func (o *Outbox) Claim() ([]*Segment, []SegmentInfo, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// Cleaning up after writers that died mid-create is the relay's job,
+	// not every writer's: Open must not read the whole directory.
+	removeStaleTemps(o.dir, time.Now())
 	var segs []*Segment
 	var others []SegmentInfo
 	for _, name := range names {

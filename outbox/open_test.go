@@ -87,7 +87,9 @@ func TestOpenCreatesPrivateDirAndSegment(t *testing.T) {
 	}
 }
 
-func TestOpenRemovesOnlyStaleTemps(t *testing.T) {
+// Stale temporary files are removed by Claim (the relay's scan), not by
+// every writer's Open, which must not read the whole directory.
+func TestClaimRemovesOnlyStaleTemps(t *testing.T) {
 	dir := t.TempDir()
 	stale := filepath.Join(dir, tmpPrefix+newSegmentName(time.Now()))
 	fresh := filepath.Join(dir, tmpPrefix+newSegmentName(time.Now()))
@@ -101,15 +103,18 @@ func TestOpenRemovesOnlyStaleTemps(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := openT(t, dir)
+	if !fileExists(stale) {
+		t.Error("Open read the directory to remove a stale temporary file")
+	}
+	segs, others, err := o.Claim()
+	if err != nil || len(segs) != 1 || len(others) != 0 {
+		t.Errorf("Claim with a temporary file around: %v %+v %v", segs, others, err)
+	}
 	if fileExists(stale) {
 		t.Error("a stale temporary segment was not removed")
 	}
 	if !fileExists(fresh) {
 		t.Error("a fresh temporary segment (its creator may still be renaming it) was removed")
-	}
-	segs, others, err := o.Claim()
-	if err != nil || len(segs) != 1 || len(others) != 0 {
-		t.Errorf("Claim with a temporary file around: %v %+v %v", segs, others, err)
 	}
 }
 

@@ -53,7 +53,6 @@ func Open(dir string, opts ...Option) (*Outbox, error) {
 	}
 	o := &Outbox{dir: dir, cfg: c, wake: make(chan struct{}, 1), claimed: map[string]*Segment{}, skip: map[string]time.Time{}}
 	if !c.noWriter {
-		removeStaleTemps(dir, time.Now())
 		s, err := createSegment(dir, &o.cfg)
 		if err != nil {
 			return nil, err

@@ -576,7 +576,7 @@ func (l *loop) shutdown() error {
 	}
 	if left > 0 {
 		l.cfg.logger.Warn("relay: drain timeout; unacknowledged records stay pending", "records", left, "timeout", l.cfg.drainTimeout)
-		return fmt.Errorf("%w: %d records after %v", ErrDrainTimeout, left, l.cfg.drainTimeout)
+		return fmt.Errorf("%w: %d left in flight after %v", ErrDrainTimeout, left, l.cfg.drainTimeout)
 	}
 	return nil
 }
