@@ -163,7 +163,7 @@ func midDrainBrokerLoss(t *testing.T, what string, takeAway func(t *testing.T, s
 	stop := start(r)
 	defer func() { _, _ = stop() }()
 	started := time.Now()
-	waitFor(t, "the first 2,000 deliveries", 60*time.Second, func() bool { return r.Health().Delivered >= 2000 })
+	waitFor(t, "the first 1,000 deliveries", 60*time.Second, func() bool { return r.Health().Delivered >= 1000 })
 	seenStop := watchHealth(r)
 	before := r.Health().Delivered
 	if before >= total {

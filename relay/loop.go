@@ -174,6 +174,9 @@ func (l *loop) run(ctx context.Context) error {
 // nextWake is how long the loop may sleep: until the next scan, the end of
 // a backoff, or a waiting topic falling due.
 func (l *loop) nextWake(now time.Time) time.Duration {
+	if l.rescan && !now.Before(l.globalUntil) {
+		return time.Millisecond // an isolation ended or an ack failed: read again now
+	}
 	next := l.nextScan
 	if l.globalUntil.After(now) && l.globalUntil.Before(next) {
 		next = l.globalUntil
@@ -243,6 +246,7 @@ func (l *loop) fill(now time.Time) {
 	if l.shutting || now.Before(l.globalUntil) {
 		return
 	}
+	l.startIsolation()
 	for _, ts := range l.topics {
 		if ts.skipped && !now.Before(ts.waitUntil) && !ts.isolating {
 			ts.skipped = false
@@ -255,7 +259,6 @@ func (l *loop) fill(now time.Time) {
 			ss.cursor = 0
 		}
 	}
-	l.startIsolation()
 	readAll := true
 	for _, ss := range l.segs {
 		for {
@@ -281,6 +284,7 @@ func (l *loop) fill(now time.Time) {
 		}
 	}
 	l.readAll = readAll
+	l.r.setHealth(func(h *Health) { h.InFlight = len(l.inflight) })
 	l.hook("filled")
 }
 

@@ -23,8 +23,12 @@ const (
 )
 
 // ToRecord maps an event to the Kafka record the relay sends for it. The
-// record's timestamp is the event time, so consumers see when it happened
-// rather than when the relay got to it.
+// event time travels in ce_time; the record's own timestamp is left for
+// franz-go to set when it is produced, as any Kafka producer does. Using
+// the event time there would let the broker refuse an event from a
+// publisher whose clock runs ahead (Kafka 4 rejects timestamps more than an
+// hour in the future), and would let retention delete a backlog that
+// waited in the outbox longer than retention.ms as soon as it arrives.
 func ToRecord(e *events.Event) *kgo.Record {
 	h := make([]kgo.RecordHeader, 0, 8+len(e.Headers))
 	h = append(h,
@@ -46,7 +50,7 @@ func ToRecord(e *events.Event) *kgo.Record {
 	for _, x := range e.Headers {
 		h = append(h, kgo.RecordHeader{Key: x.Key, Value: x.Value})
 	}
-	return &kgo.Record{Topic: e.Topic, Key: e.Key, Value: e.Data, Headers: h, Timestamp: e.Time}
+	return &kgo.Record{Topic: e.Topic, Key: e.Key, Value: e.Data, Headers: h}
 }
 
 // HeaderValue returns the value of the first header named key, and whether

@@ -156,6 +156,13 @@ func (r *Relay) kgoOpts() []kgo.Opt {
 		kgo.SeedBrokers(r.cfg.brokers...),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
+		// Kafka's own default message.max.bytes: franz-go's smaller
+		// default (1000012) would refuse, inside the client, events the
+		// outbox accepted and the broker would take.
+		kgo.ProducerBatchMaxBytes(1048588),
+		// A topic created while its events wait is seen within a second,
+		// not franz-go's default five.
+		kgo.MetadataMinAge(time.Second),
 		kgo.ClientID("boltrelay"),
 		kgo.WithHooks(&connHook{r: r}),
 	}

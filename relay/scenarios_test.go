@@ -481,3 +481,25 @@ func TestPermanentBatchErrorParksOnlyWhatFailsAlone(t *testing.T) {
 		}
 	}
 }
+
+// Regression: an event under the outbox's default MaxEventBytes (1 MiB)
+// that the broker accepts was refused inside franz-go (its default
+// ProducerBatchMaxBytes is 1000012) and parked as MESSAGE_TOO_LARGE.
+func TestEventNearOneMiBDelivered(t *testing.T) {
+	c := kafkatest.Cluster(t, "big")
+	ob := openOutbox(t, t.TempDir())
+	e := &events.Event{Topic: "big", Key: []byte("k"), Data: make([]byte, 1_010_000)}
+	if err := ob.Publish(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+	if err := runOnce(t, newRelay(t, ob, c, Once()), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := ob.Own().ReadDead(0, 1); len(d) != 0 {
+		t.Fatalf("parked: %s", d[0].Error)
+	}
+	recs := kafkatest.Consume(t, c.ListenAddrs(), 1, 10*time.Second, "big")
+	if len(recs) != 1 || len(recs[0].Value) != len(e.Data) {
+		t.Fatalf("got %d records", len(recs))
+	}
+}
