@@ -760,18 +760,13 @@ func TestIntegrationTopicCreatedWhileRunning(t *testing.T) {
 // one bad record, as it does with MESSAGE_TOO_LARGE. Only the culprit may
 // be parked; its neighbours must be delivered once each, in order.
 func TestIntegrationBatchRejectParksOnlyCulprit(t *testing.T) {
-	compact, after := "compact", "3600000"
+	compact := "compact"
 	for _, c := range []struct {
 		name    string
 		configs map[string]*string
 		bad     func(e *events.Event)
 		reason  string
 	}{
-		// message.timestamp.after.max.ms is 1 h by default since Kafka 4.0:
-		// an event whose time is 2 h ahead (a publisher's clock, or a
-		// caller-set Time) is refused.
-		{"future-timestamp", map[string]*string{"message.timestamp.after.max.ms": &after},
-			func(e *events.Event) { e.Time = time.Now().Add(2 * time.Hour) }, "INVALID_TIMESTAMP"},
 		// A compacted topic refuses a record without a key.
 		{"compacted-nil-key", map[string]*string{"cleanup.policy": &compact},
 			func(e *events.Event) { e.Key = nil }, "INVALID_RECORD"},
@@ -816,6 +811,52 @@ func TestIntegrationBatchRejectParksOnlyCulprit(t *testing.T) {
 				t.Fatalf("%d duplicates", d.duplicates)
 			}
 		})
+	}
+}
+
+// Regression: the record timestamp used to be the event time, and Kafka 4
+// (message.timestamp.after.max.ms, 1 h by default) refused a whole batch
+// for one event from a publisher whose clock ran 2 h ahead. The record
+// timestamp is now the produce time and the event time travels in ce_time:
+// the event is delivered, its ce_time unchanged.
+func TestIntegrationFutureEventTimeDelivered(t *testing.T) {
+	after := "3600000"
+	k := itSetup(t)
+	topic := k.topic(t, "future", 1, map[string]*string{"message.timestamp.after.max.ms": &after})
+	ob := openOutbox(t, t.TempDir())
+	var pub []pubEvent
+	future := time.Now().Add(2 * time.Hour).UTC()
+	var futureID string
+	for i := 1; i <= 20; i++ {
+		e := &events.Event{Topic: topic, Key: []byte("one-key"), Data: []byte(fmt.Sprintf("one-key:%06d", len(pub)))}
+		if i == 2 {
+			e.Time = future
+		}
+		if err := ob.Publish(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+		if i == 2 {
+			futureID = e.ID
+		}
+		pub = append(pub, pubEvent{ID: e.ID, Key: "one-key", N: len(pub), Value: e.Data})
+	}
+	log, _ := itLogger(t)
+	if err := runOnce(t, itRelay(t, ob, k, log, Once()), 60*time.Second); err != nil {
+		t.Fatalf("Once run: %v", err)
+	}
+	if d := ob.Own().Dead(); d != 0 {
+		t.Fatalf("%d events parked", d)
+	}
+	recs := k.consumeAll(t, topic, 30*time.Second)
+	if d := checkDelivery(t, recs, pub); d.duplicates != 0 {
+		t.Fatalf("%d duplicates", d.duplicates)
+	}
+	for _, r := range recs {
+		if id, _ := HeaderValue(r, HeaderID); id == futureID {
+			if ct, _ := HeaderValue(r, HeaderTime); ct != future.Format(time.RFC3339Nano) {
+				t.Fatalf("ce_time %q, want %q", ct, future.Format(time.RFC3339Nano))
+			}
+		}
 	}
 }
 
