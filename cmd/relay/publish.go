@@ -83,7 +83,9 @@ func runPublish(cmd *cobra.Command, e *env, o *publishOpts) error {
 		ContentType:   o.contentType,
 		CorrelationID: o.corr,
 	}
-	if fs.Changed("key") {
+	// An empty --key (often an unset shell variable) means no key, not the
+	// empty key, which would send every such event to one partition.
+	if o.key != "" {
 		ev.Key = []byte(o.key)
 	}
 	for _, h := range o.headers {
@@ -149,6 +151,11 @@ func readValue(haveValue bool, value, file string, stdin io.Reader) ([]byte, err
 	case haveValue:
 		return []byte(value), nil
 	case file == "" || file == "-":
+		if f, ok := stdin.(*os.File); ok && file == "" {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				return nil, usagef("no value: give --value or --value-file, or pipe it on stdin (stdin is a terminal)")
+			}
+		}
 		b, err := io.ReadAll(stdin)
 		if err != nil {
 			return nil, failf("read value from stdin: %w", err)

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -121,7 +122,13 @@ func runRun(cmd *cobra.Command, e *env, o *runOpts) error {
 	// After the first signal, give the signals back: a second one ends the
 	// process at once, which loses nothing (unacknowledged events stay
 	// pending and are sent again).
-	context.AfterFunc(ctx, stop)
+	var returned atomic.Bool
+	context.AfterFunc(ctx, func() {
+		stop()
+		if !returned.Load() { // a signal, not the deferred stop at the end
+			log.Info("relay: stopping; waiting for records in flight (a second signal exits now, losing nothing)", "drain_timeout", o.drainTimeout)
+		}
+	})
 	runCtx, cancel := ctx, context.CancelFunc(func() {})
 	if o.timeout > 0 {
 		runCtx, cancel = context.WithTimeout(ctx, o.timeout)
@@ -130,6 +137,7 @@ func runRun(cmd *cobra.Command, e *env, o *runOpts) error {
 
 	log.Info("relay: started", "outbox", o.outbox, "brokers", strings.Join(brokers, ","), "once", o.once)
 	runErr := r.Run(runCtx)
+	returned.Store(true)
 	interrupted, timedOut := ctx.Err() != nil, runCtx.Err() != nil
 	closeErr := ob.Close() // the relay has returned: its owner closes the outbox last
 	h := r.Health()
