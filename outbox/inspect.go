@@ -143,14 +143,7 @@ func Requeue(dir string, ids []string, opts ...Option) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	want := map[string]bool{}
-	for _, id := range ids {
-		want[id] = true
-	}
-	var match func(string) bool
-	if len(ids) > 0 {
-		match = func(id string) bool { return want[id] }
-	}
+	want, match := idMatcher(ids)
 	var moved []string
 	var errs []error
 	for _, name := range names {
@@ -189,14 +182,7 @@ func (o *Outbox) Requeue(ids ...string) ([]string, error) {
 	if o.isClosed() {
 		return nil, ErrClosed
 	}
-	want := map[string]bool{}
-	for _, id := range ids {
-		want[id] = true
-	}
-	var match func(string) bool
-	if len(ids) > 0 {
-		match = func(id string) bool { return want[id] }
-	}
+	want, match := idMatcher(ids)
 	segs := []*Segment{}
 	if o.own != nil {
 		segs = append(segs, o.own)
@@ -234,4 +220,17 @@ func (o *Outbox) Requeue(ids ...string) ([]string, error) {
 		return moved, fmt.Errorf("%w: not parked in this handle's segments: %s", ErrNotFound, strings.Join(missing, ", "))
 	}
 	return moved, nil
+}
+
+// idMatcher returns the set of ids still wanted and a matcher for them; the
+// matcher is nil (match everything) when ids is empty.
+func idMatcher(ids []string) (map[string]bool, func(string) bool) {
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	if len(ids) == 0 {
+		return want, nil
+	}
+	return want, func(id string) bool { return want[id] }
 }

@@ -244,20 +244,8 @@ func (s *Segment) Park(seq uint64, attempts int, reason string) error {
 // pending (the topic is missing, or not authorised), so that stats and dump
 // can show why it waits. It returns the attempt count now stored.
 func (s *Segment) Fail(seq uint64, topic, reason string) (int, error) {
-	var n int
-	err := s.write("record failure", func(tx *bolt.Tx, d *delta) error {
-		k := seqKey(seq)
-		if tx.Bucket(bucketPending).Get(k) == nil {
-			return nil
-		}
-		att := tx.Bucket(bucketAttempts)
-		n = 1
-		if old := att.Get(k); old != nil {
-			a, _, _, _ := decodeAttempts(old)
-			n = a + 1
-		}
-		return att.Put(k, encodeAttempts(n, topic, reason))
-	})
+	n := 0
+	err := s.failMany([]Failure{{Seq: seq, Topic: topic, Reason: reason}}, func(a int) { n = a })
 	return n, err
 }
 
@@ -334,6 +322,12 @@ func (s *Segment) FailMany(fs []Failure) error {
 	if len(fs) == 0 {
 		return nil
 	}
+	return s.failMany(fs, nil)
+}
+
+// failMany stores one more attempt for each pending record of fs, calling
+// counted (when set) with each new attempt count.
+func (s *Segment) failMany(fs []Failure, counted func(int)) error {
 	return s.write("record failures", func(tx *bolt.Tx, d *delta) error {
 		p, att := tx.Bucket(bucketPending), tx.Bucket(bucketAttempts)
 		for _, f := range fs {
@@ -348,6 +342,9 @@ func (s *Segment) FailMany(fs []Failure) error {
 			}
 			if err := att.Put(k, encodeAttempts(n, f.Topic, f.Reason)); err != nil {
 				return err
+			}
+			if counted != nil {
+				counted(n)
 			}
 		}
 		return nil
