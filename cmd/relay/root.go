@@ -27,6 +27,7 @@ drains them to Kafka.
   relay stats     summarise an outbox
   relay requeue   move parked events back to pending
   relay demo      the whole path against an embedded in-memory broker
+  relay bench     measure the disk, the outbox and the relay side by side
 
 Exit codes: 0 ok, 1 error, 2 usage.`,
 		Version:       version(),
@@ -50,6 +51,7 @@ Exit codes: 0 ok, 1 error, 2 usage.`,
 		newStatsCmd(e),
 		newRequeueCmd(e),
 		newDemoCmd(e),
+		newBenchCmd(e),
 	)
 	for _, c := range root.Commands() {
 		if c.RunE != nil {
