@@ -130,6 +130,9 @@ func (s *Segment) Read(after uint64, max, maxBytes int) ([]Record, error) {
 	var out []Record
 	err := s.view(func(tx *bolt.Tx) error {
 		att := tx.Bucket(bucketAttempts)
+		if k, _ := att.Cursor().First(); k == nil {
+			att = nil // the usual case: no lookup per record
+		}
 		c := tx.Bucket(bucketPending).Cursor()
 		total := 0
 		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
@@ -139,8 +142,10 @@ func (s *Segment) Read(after uint64, max, maxBytes int) ([]Record, error) {
 			total += len(v)
 			r := Record{Segment: s.name, Seq: getU64(k)}
 			decodeInto(&r, v)
-			if a := att.Get(k); a != nil {
-				r.Attempts, _, r.Error, _ = decodeAttempts(a)
+			if att != nil {
+				if a := att.Get(k); a != nil {
+					r.Attempts, _, r.Error, _ = decodeAttempts(a)
+				}
 			}
 			out = append(out, r)
 		}
@@ -194,18 +199,24 @@ func (s *Segment) Ack(seqs []uint64) error {
 	}
 	return s.write("ack", func(tx *bolt.Tx, d *delta) error {
 		p, att := tx.Bucket(bucketPending), tx.Bucket(bucketAttempts)
+		if k, _ := att.Cursor().First(); k == nil {
+			att = nil
+		}
+		// One cursor seek per key finds the record (for its size) and
+		// deletes it in place: half the tree walks of Get then Delete.
+		c := p.Cursor()
 		for _, seq := range seqs {
 			k := seqKey(seq)
-			v := p.Get(k)
-			if v == nil {
-				continue
+			ck, v := c.Seek(k)
+			if ck == nil || getU64(ck) != seq {
+				continue // no longer pending: a repeated ack
 			}
 			d.pendingN--
 			d.pendingBytes -= int64(len(v))
-			if err := p.Delete(k); err != nil {
+			if err := c.Delete(); err != nil {
 				return err
 			}
-			if att.Get(k) != nil {
+			if att != nil && att.Get(k) != nil {
 				if err := att.Delete(k); err != nil {
 					return err
 				}
@@ -295,6 +306,10 @@ func (s *Segment) requeue(match func(id string) bool) ([]string, error) {
 func putEvents(recs [][]byte) func(tx *bolt.Tx, d *delta) error {
 	return func(tx *bolt.Tx, d *delta) error {
 		p := tx.Bucket(bucketPending)
+		// Keys only ever grow, so pages split as they fill are never
+		// written into again: pack them full (bbolt's default leaves half
+		// of every page empty for inserts that never come).
+		p.FillPercent = 1.0
 		for _, r := range recs {
 			seq, err := p.NextSequence()
 			if err != nil {

@@ -45,6 +45,11 @@ type result struct {
 	err error
 }
 
+type ackResult struct {
+	batch map[*segState][]*flight
+	errs  map[*segState]error
+}
+
 // topicState holds what the loop knows of a topic that misbehaves.
 type topicState struct {
 	name      string
@@ -99,6 +104,18 @@ type loop struct {
 	pctx    context.Context // context of every produced record
 	pcancel context.CancelFunc
 
+	// Acknowledgements are committed by the acker goroutine, so that the
+	// loop keeps reading and producing while a commit waits on fsync. A
+	// record stays in inflight until its acknowledgement is committed, so
+	// no rescan can send it again meanwhile. One batch at a time.
+	ackQueue   map[*segState][]*flight
+	acking     int // flights acknowledged by Kafka, commit not yet booked
+	ackBusy    bool
+	ackIn      chan map[*segState][]*flight
+	ackOut     chan ackResult
+	ackerDone  chan struct{}
+	ackerAlive bool
+
 	shutting     bool
 	stillPending map[string]string // once: topics left waiting, with their error
 	readAll      bool              // the last fill read every segment to its end
@@ -118,6 +135,10 @@ func newLoop(r *Relay, cl *kgo.Client) *loop {
 		stillPending: map[string]string{},
 	}
 	l.pctx, l.pcancel = context.WithCancel(context.Background())
+	l.ackQueue = map[*segState][]*flight{}
+	l.ackIn = make(chan map[*segState][]*flight)
+	l.ackOut = make(chan ackResult, 1)
+	l.ackerDone = make(chan struct{})
 	// The window never exceeds what the client buffers, so Produce never
 	// blocks the loop (which must stay free to take acknowledgements).
 	l.window = r.cfg.maxInFlight
@@ -138,6 +159,8 @@ func (l *loop) hook(stage string) {
 }
 
 func (l *loop) run(ctx context.Context) error {
+	l.ackerAlive = true
+	go l.acker()
 	l.scan(time.Now())
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -336,23 +359,30 @@ func (l *loop) process(now time.Time) error {
 	res := l.results
 	l.results = nil
 	l.resMu.Unlock()
+	var errs []error
+	select {
+	case a := <-l.ackOut:
+		errs = append(errs, l.acked(a)...)
+	default:
+	}
 	if len(res) == 0 {
+		l.dispatchAcks()
+		if len(errs) > 0 {
+			return errors.Join(errs...)
+		}
 		return l.release()
 	}
-	acks := map[*segState][]uint64{}
 	fails := map[*segState][]outbox.Failure{}
 	for _, x := range res {
 		f := x.f
-		delete(l.inflight, flightKey{f.ss.seg.Name(), f.seq})
-		f.ss.inflight--
-		l.nBytes -= f.stored
 		ts := l.topic(f.topic)
-		ts.inflight--
 		if f.isolated {
 			ts.isoBusy = false
 		}
 		if x.err == nil {
-			acks[f.ss] = append(acks[f.ss], f.seq)
+			// Still in flight until the acknowledgement is committed.
+			l.ackQueue[f.ss] = append(l.ackQueue[f.ss], f)
+			l.acking++
 			if !ts.waitUntil.IsZero() || ts.lastErr != "" {
 				ts.waitUntil, ts.lastErr = time.Time{}, ""
 				ts.bo.Reset()
@@ -360,6 +390,7 @@ func (l *loop) process(now time.Time) error {
 			}
 			continue
 		}
+		l.forget(f)
 		reason := x.err.Error()
 		switch Classify(x.err) {
 		case Transient:
@@ -393,25 +424,7 @@ func (l *loop) process(now time.Time) error {
 			ts.queue = append(ts.queue, isoItem{f.ss, f.seq})
 		}
 	}
-	var errs []error
-	delivered := int64(0)
-	for ss, seqs := range acks {
-		if err := ss.seg.Ack(seqs); err != nil {
-			if errors.Is(err, outbox.ErrClosed) {
-				errs = append(errs, fmt.Errorf("relay: record acknowledgements: %w", err))
-				continue
-			}
-			// Not recorded: those records stay pending and go again.
-			l.logEvery("ack", "relay: record acknowledgements", "segment", ss.seg.Path(), "error", err)
-			l.rescan = true
-			continue
-		}
-		delivered += int64(len(seqs))
-	}
-	if delivered > 0 {
-		l.gbo.Reset()
-		l.r.setHealth(func(h *Health) { h.Delivered += delivered; h.Healthy = true })
-	}
+	l.dispatchAcks()
 	for ss, fs := range fails {
 		if err := ss.seg.FailMany(fs); err != nil && errors.Is(err, outbox.ErrClosed) {
 			errs = append(errs, fmt.Errorf("relay: record failures: %w", err))
@@ -422,6 +435,106 @@ func (l *loop) process(now time.Time) error {
 		return errors.Join(errs...)
 	}
 	return l.release()
+}
+
+// forget drops a finished flight from the loop's books.
+func (l *loop) forget(f *flight) {
+	delete(l.inflight, flightKey{f.ss.seg.Name(), f.seq})
+	f.ss.inflight--
+	l.nBytes -= f.stored
+	l.topic(f.topic).inflight--
+}
+
+// dispatchAcks hands the queued acknowledgements to the acker unless it is
+// still committing the previous batch (the next batch then grows, and
+// commits more per fsync).
+func (l *loop) dispatchAcks() {
+	if l.ackBusy || len(l.ackQueue) == 0 || !l.ackerAlive {
+		return
+	}
+	batch := l.ackQueue
+	l.ackQueue = map[*segState][]*flight{}
+	l.ackBusy = true
+	l.ackIn <- batch
+}
+
+// acked books a committed batch of acknowledgements. It returns an error
+// only for an outbox closed under the relay.
+func (l *loop) acked(a ackResult) []error {
+	l.ackBusy = false
+	var errs []error
+	delivered := int64(0)
+	for ss, fs := range a.batch {
+		for _, f := range fs {
+			l.forget(f)
+		}
+		l.acking -= len(fs)
+		err := a.errs[ss]
+		switch {
+		case err == nil:
+			delivered += int64(len(fs))
+		case errors.Is(err, outbox.ErrClosed):
+			errs = append(errs, fmt.Errorf("relay: record acknowledgements: %w", err))
+		default:
+			// Not recorded: those records stay pending and go again.
+			l.logEvery("ack", "relay: record acknowledgements", "segment", ss.seg.Path(), "error", err)
+			l.rescan = true
+		}
+	}
+	if delivered > 0 {
+		l.gbo.Reset()
+		l.r.setHealth(func(h *Health) { h.Delivered += delivered; h.Healthy = true })
+	}
+	return errs
+}
+
+// acker commits acknowledgement batches, one commit per segment (shared,
+// through the outbox's group commit, with concurrent publishes).
+func (l *loop) acker() {
+	defer close(l.ackerDone)
+	for batch := range l.ackIn {
+		res := ackResult{batch: batch, errs: make(map[*segState]error, len(batch))}
+		for ss, fs := range batch {
+			seqs := make([]uint64, len(fs))
+			for i, f := range fs {
+				seqs[i] = f.seq
+			}
+			res.errs[ss] = ss.seg.Ack(seqs)
+		}
+		l.ackOut <- res // capacity 1, one batch outstanding: never blocks
+		select {
+		case l.resSignal <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// flushAcks commits every acknowledgement received so far and waits for
+// it, so that nothing Kafka acknowledged is left unrecorded by a clean stop.
+func (l *loop) flushAcks() error {
+	var errs []error
+	for l.ackerAlive && (l.ackBusy || len(l.ackQueue) > 0) {
+		if l.ackBusy {
+			errs = append(errs, l.acked(<-l.ackOut)...)
+		}
+		l.dispatchAcks()
+	}
+	return errors.Join(errs...)
+}
+
+// stopAcker ends the acker goroutine. A batch it is committing is waited
+// for; acknowledgements not yet handed to it are dropped (their events
+// stay pending and are sent again: only the panic path gets here with any).
+func (l *loop) stopAcker() {
+	if !l.ackerAlive {
+		return
+	}
+	if l.ackBusy {
+		_ = l.acked(<-l.ackOut)
+	}
+	l.ackerAlive = false
+	close(l.ackIn)
+	<-l.ackerDone
 }
 
 // wait puts a topic in the waiting state until its backoff ends.
@@ -570,11 +683,18 @@ func (l *loop) shutdown() error {
 		}
 		cancel()
 	}
-	left := len(l.inflight)
+	left := len(l.inflight) - l.acking
+	if err := l.flushAcks(); err != nil && firstErr == nil {
+		firstErr = err
+	}
 	l.abort()
 	if err := l.process(time.Now()); err != nil && firstErr == nil {
 		firstErr = err
 	}
+	if err := l.flushAcks(); err != nil && firstErr == nil {
+		firstErr = err
+	}
+	l.stopAcker()
 	if firstErr != nil {
 		return firstErr
 	}

@@ -30,22 +30,31 @@ const (
 // hour in the future), and would let retention delete a backlog that
 // waited in the outbox longer than retention.ms as soon as it arrives.
 func ToRecord(e *events.Event) *kgo.Record {
+	// All header values share one buffer: one allocation, not one each.
+	n := len(SpecVersion) + len(e.ID) + len(e.Type) + len(e.Source) + len(time.RFC3339Nano) + 6 +
+		len(e.Subject) + len(e.ContentType) + len(e.CorrelationID)
+	buf := make([]byte, 0, n)
 	h := make([]kgo.RecordHeader, 0, 8+len(e.Headers))
-	h = append(h,
-		kgo.RecordHeader{Key: HeaderSpecVersion, Value: []byte(SpecVersion)},
-		kgo.RecordHeader{Key: HeaderID, Value: []byte(e.ID)},
-		kgo.RecordHeader{Key: HeaderType, Value: []byte(e.Type)},
-		kgo.RecordHeader{Key: HeaderSource, Value: []byte(e.Source)},
-		kgo.RecordHeader{Key: HeaderTime, Value: []byte(e.Time.UTC().Format(time.RFC3339Nano))},
-	)
+	add := func(key string, v string) {
+		start := len(buf)
+		buf = append(buf, v...)
+		h = append(h, kgo.RecordHeader{Key: key, Value: buf[start:len(buf):len(buf)]})
+	}
+	add(HeaderSpecVersion, SpecVersion)
+	add(HeaderID, e.ID)
+	add(HeaderType, e.Type)
+	add(HeaderSource, e.Source)
+	start := len(buf)
+	buf = e.Time.UTC().AppendFormat(buf, time.RFC3339Nano)
+	h = append(h, kgo.RecordHeader{Key: HeaderTime, Value: buf[start:len(buf):len(buf)]})
 	if e.Subject != "" {
-		h = append(h, kgo.RecordHeader{Key: HeaderSubject, Value: []byte(e.Subject)})
+		add(HeaderSubject, e.Subject)
 	}
 	if e.ContentType != "" {
-		h = append(h, kgo.RecordHeader{Key: HeaderContentType, Value: []byte(e.ContentType)})
+		add(HeaderContentType, e.ContentType)
 	}
 	if e.CorrelationID != "" {
-		h = append(h, kgo.RecordHeader{Key: HeaderCorrelationID, Value: []byte(e.CorrelationID)})
+		add(HeaderCorrelationID, e.CorrelationID)
 	}
 	for _, x := range e.Headers {
 		h = append(h, kgo.RecordHeader{Key: x.Key, Value: x.Value})

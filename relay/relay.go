@@ -144,6 +144,7 @@ func (r *Relay) runOnce(ctx context.Context) (err error, panicked bool) {
 		if p := recover(); p != nil {
 			r.setHealth(func(h *Health) { h.Panics++; h.Healthy = false; h.LastError = fmt.Sprint(p); h.ErrorAt = time.Now() })
 			l.abort()
+			l.stopAcker()
 			err = fmt.Errorf("relay: panic: %v\n%s", p, debug.Stack())
 			panicked = true
 		}
