@@ -79,7 +79,7 @@ func Unmarshal(b []byte) (Event, error) {
 	if body[0] != codecVersion1 {
 		return e, fmt.Errorf("%w: unknown record version %d", ErrCorrupt, body[0])
 	}
-	d := decoder{b: body[1:]}
+	d := newDecoder(body[1:])
 	for _, p := range []*string{&e.ID, &e.Type, &e.Source, &e.Subject, &e.Topic, &e.ContentType, &e.CorrelationID} {
 		*p = d.string()
 	}
@@ -91,7 +91,7 @@ func Unmarshal(b []byte) (Event, error) {
 	if n := d.uvarint(); n > 0 {
 		// Every header takes at least two bytes, which bounds n by the
 		// input before anything is allocated.
-		if n > uint64(len(d.b))/2 {
+		if n > uint64(d.rest())/2 {
 			d.fail("header count %d exceeds the record", n)
 		} else {
 			e.Headers = make([]Header, 0, n)
@@ -101,8 +101,8 @@ func Unmarshal(b []byte) (Event, error) {
 			}
 		}
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.fail("%d trailing bytes", len(d.b))
+	if d.err == nil && d.rest() != 0 {
+		d.fail("%d trailing bytes", d.rest())
 	}
 	if d.err != nil {
 		return Event{}, d.err
@@ -153,28 +153,41 @@ func varintLen(x int64) int {
 	return uvarintLen(ux)
 }
 
+// decoder reads fields out of one private copy of the record: a []byte
+// for the byte fields and the same bytes once as a string for the string
+// fields, so a decode costs two allocations however many fields there are,
+// and nothing aliases the caller's buffer (bbolt's memory map, say).
 type decoder struct {
-	b   []byte
+	buf []byte
+	str string
+	off int
 	err error
 }
+
+func newDecoder(b []byte) decoder {
+	c := append([]byte(nil), b...)
+	return decoder{buf: c, str: string(c)}
+}
+
+func (d *decoder) rest() int { return len(d.buf) - d.off }
 
 func (d *decoder) fail(format string, args ...any) {
 	if d.err == nil {
 		d.err = fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
 	}
-	d.b = nil
+	d.off = len(d.buf)
 }
 
 func (d *decoder) uvarint() uint64 {
 	if d.err != nil {
 		return 0
 	}
-	v, n := binary.Uvarint(d.b)
+	v, n := binary.Uvarint(d.buf[d.off:])
 	if n <= 0 {
 		d.fail("bad length")
 		return 0
 	}
-	d.b = d.b[n:]
+	d.off += n
 	return v
 }
 
@@ -182,34 +195,41 @@ func (d *decoder) varint() int64 {
 	if d.err != nil {
 		return 0
 	}
-	v, n := binary.Varint(d.b)
+	v, n := binary.Varint(d.buf[d.off:])
 	if n <= 0 {
 		d.fail("bad time")
 		return 0
 	}
-	d.b = d.b[n:]
+	d.off += n
 	return v
 }
 
-func (d *decoder) take(n uint64) []byte {
+func (d *decoder) take(n uint64) (int, int) {
 	if d.err != nil {
-		return nil
+		return d.off, d.off
 	}
-	if n > uint64(len(d.b)) {
+	if n > uint64(d.rest()) {
 		d.fail("field of %d bytes exceeds the record", n)
-		return nil
+		return d.off, d.off
 	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
+	a := d.off
+	d.off += int(n)
+	return a, d.off
 }
 
-func (d *decoder) string() string { return string(d.take(d.uvarint())) }
+func (d *decoder) string() string {
+	a, b := d.take(d.uvarint())
+	return d.str[a:b]
+}
 
 func (d *decoder) bytes() []byte {
 	n := d.uvarint()
 	if n == 0 || d.err != nil {
 		return nil
 	}
-	return append([]byte{}, d.take(n-1)...)
+	a, b := d.take(n - 1)
+	if d.err != nil {
+		return nil
+	}
+	return d.buf[a:b:b]
 }

@@ -127,7 +127,7 @@ func decodeInto(r *Record, raw []byte) {
 // bytes were read. The records are copies: nothing aliases the bbolt map
 // once Read returns, and no transaction stays open.
 func (s *Segment) Read(after uint64, max, maxBytes int) ([]Record, error) {
-	var out []Record
+	out := make([]Record, 0, min(max, 1024))
 	err := s.view(func(tx *bolt.Tx) error {
 		att := tx.Bucket(bucketAttempts)
 		if k, _ := att.Cursor().First(); k == nil {

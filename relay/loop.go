@@ -25,7 +25,7 @@ type segState struct {
 }
 
 type flightKey struct {
-	seg string
+	ss  *segState // one per claimed segment: hashing a pointer, not its name
 	seq uint64
 }
 
@@ -313,7 +313,7 @@ func (l *loop) fill(now time.Time) {
 
 func (l *loop) consider(ss *segState, rec *outbox.Record, now time.Time) {
 	ss.cursor = rec.Seq
-	if l.inflight[flightKey{ss.seg.Name(), rec.Seq}] != nil {
+	if l.inflight[flightKey{ss, rec.Seq}] != nil {
 		return
 	}
 	if rec.Corrupt != nil {
@@ -331,7 +331,7 @@ func (l *loop) consider(ss *segState, rec *outbox.Record, now time.Time) {
 func (l *loop) produce(ss *segState, rec *outbox.Record, isolated bool) {
 	kr := ToRecord(&rec.Event)
 	f := &flight{ss: ss, seq: rec.Seq, topic: rec.Event.Topic, size: kafkaSize(kr), stored: rec.Size, attempts: rec.Attempts, isolated: isolated}
-	l.inflight[flightKey{ss.seg.Name(), rec.Seq}] = f
+	l.inflight[flightKey{ss, rec.Seq}] = f
 	ss.inflight++
 	l.topic(f.topic).inflight++
 	l.nBytes += f.stored
@@ -439,7 +439,7 @@ func (l *loop) process(now time.Time) error {
 
 // forget drops a finished flight from the loop's books.
 func (l *loop) forget(f *flight) {
-	delete(l.inflight, flightKey{f.ss.seg.Name(), f.seq})
+	delete(l.inflight, flightKey{f.ss, f.seq})
 	f.ss.inflight--
 	l.nBytes -= f.stored
 	l.topic(f.topic).inflight--
