@@ -164,7 +164,7 @@ func (s *Segment) Read(after uint64, max, maxBytes int) ([]Record, error) {
 // dropEvery is how many bytes Read reads from a segment between asking the
 // kernel to drop its mapped pages (see dropPages): often enough to keep a
 // draining relay's resident set small, rarely enough to cost nothing.
-const dropEvery = 8 << 20
+const dropEvery = 4 << 20
 
 // ReadDead returns up to max parked records with a sequence above after.
 func (s *Segment) ReadDead(after uint64, max int) ([]Record, error) {

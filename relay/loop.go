@@ -38,6 +38,7 @@ type flight struct {
 	stored   int // stored size, for the in-flight byte bound
 	attempts int // failed attempts recorded before this one
 	isolated bool
+	ts       *topicState // the topic's state, looked up once per record
 }
 
 type result struct {
@@ -321,7 +322,8 @@ func (l *loop) consider(ss *segState, rec *outbox.Record, now time.Time) {
 		l.park(ss, rec.Seq, rec.Attempts, reason, "")
 		return
 	}
-	if ts := l.topics[rec.Event.Topic]; ts != nil && (ts.isolating || now.Before(ts.waitUntil)) {
+	ts := l.topic(rec.Event.Topic)
+	if ts.isolating || now.Before(ts.waitUntil) {
 		ts.skipped = true
 		return
 	}
@@ -331,9 +333,10 @@ func (l *loop) consider(ss *segState, rec *outbox.Record, now time.Time) {
 func (l *loop) produce(ss *segState, rec *outbox.Record, isolated bool) {
 	kr := ToRecord(&rec.Event)
 	f := &flight{ss: ss, seq: rec.Seq, topic: rec.Event.Topic, size: kafkaSize(kr), stored: rec.Size, attempts: rec.Attempts, isolated: isolated}
+	f.ts = l.topic(f.topic)
 	l.inflight[flightKey{ss, rec.Seq}] = f
 	ss.inflight++
-	l.topic(f.topic).inflight++
+	f.ts.inflight++
 	l.nBytes += f.stored
 	l.promises.Add(1)
 	l.cl.Produce(l.pctx, kr, func(_ *kgo.Record, err error) {
@@ -375,7 +378,7 @@ func (l *loop) process(now time.Time) error {
 	fails := map[*segState][]outbox.Failure{}
 	for _, x := range res {
 		f := x.f
-		ts := l.topic(f.topic)
+		ts := f.ts
 		if f.isolated {
 			ts.isoBusy = false
 		}
@@ -442,7 +445,7 @@ func (l *loop) forget(f *flight) {
 	delete(l.inflight, flightKey{f.ss, f.seq})
 	f.ss.inflight--
 	l.nBytes -= f.stored
-	l.topic(f.topic).inflight--
+	f.ts.inflight--
 }
 
 // dispatchAcks hands the queued acknowledgements to the acker unless it is

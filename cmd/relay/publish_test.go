@@ -57,3 +57,18 @@ func TestPublishTerminalStdinIsUsageError(t *testing.T) {
 		t.Fatalf("a refused publish left %d files", len(ents))
 	}
 }
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"32MiB": 32 << 20, "1GiB": 1 << 30, "64MB": 64e6, "4096": 4096, "10KiB": 10 << 10} {
+		if got, err := parseBytes(in); err != nil || got != want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "MiB", "-1MiB", "lots", "1.5GiB"} {
+		if _, err := parseBytes(in); err == nil {
+			t.Errorf("parseBytes(%q) accepted", in)
+		}
+	}
+	r := relayWith(t, append(cleanEnv(), "KAFKA_BROKERS=127.0.0.1:1"), nil, "run", "--outbox", t.TempDir(), "--memory-limit", "lots")
+	wantExit(t, r, 2, "--memory-limit")
+}

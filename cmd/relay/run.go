@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -30,6 +31,7 @@ type runOpts struct {
 	scanInterval time.Duration
 	maxInFlight  int
 	timeout      time.Duration
+	memoryLimit  string
 }
 
 func newRunCmd(e *env) *cobra.Command {
@@ -66,7 +68,45 @@ or a segment is damaged. Logs go to stderr.`,
 	fs.DurationVar(&o.scanInterval, "scan-interval", time.Second, "how often to look for segments closed by writers")
 	fs.IntVar(&o.maxInFlight, "max-in-flight", 8192, "records sent and not yet acknowledged, at most (bounds re-sends after a crash)")
 	fs.DurationVar(&o.timeout, "timeout", 0, "stop after this long, as on SIGTERM; with --once, reaching it is an error (0: no limit)")
+	fs.StringVar(&o.memoryLimit, "memory-limit", "32MiB", "soft Go heap limit (GOMEMLIMIT syntax; off: none); $GOMEMLIMIT wins")
 	return cmd
+}
+
+// applyMemoryLimit sets the Go runtime's soft memory limit, unless the
+// environment already did. A relay streams, so its live heap is small (the
+// in-flight window and franz-go's buffers); without a limit the garbage
+// collector lets the heap grow to twice that between cycles, which is what
+// a long-running relay's resident set would show.
+func applyMemoryLimit(v string, getenv func(string) string) error {
+	if getenv("GOMEMLIMIT") != "" || v == "off" {
+		return nil
+	}
+	n, err := parseBytes(v)
+	if err != nil {
+		return usagef("--memory-limit %q: %v", v, err)
+	}
+	debug.SetMemoryLimit(n)
+	return nil
+}
+
+// parseBytes reads a size like 32MiB, 64MB, 1GiB or 1048576.
+func parseBytes(v string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(v, u.suffix) {
+			v, mult = strings.TrimSuffix(v, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("not a positive size such as 32MiB")
+	}
+	return n * mult, nil
 }
 
 func runRun(cmd *cobra.Command, e *env, o *runOpts) error {
@@ -76,6 +116,9 @@ func runRun(cmd *cobra.Command, e *env, o *runOpts) error {
 	}
 	brokers, err := resolveBrokers(fs, o.brokers, e.getenv)
 	if err != nil {
+		return err
+	}
+	if err := applyMemoryLimit(o.memoryLimit, e.getenv); err != nil {
 		return err
 	}
 	level, err := parseLevel(o.logLevel)
