@@ -15,6 +15,12 @@ type delta struct {
 	// reservations released by the commit: a publish's events move from
 	// reserved to pending in one step, never counting twice.
 	unreserveN, unreserveBytes int64
+	// Watermark acknowledgement of a sealed segment (see Segment.Ack):
+	// the new watermark (0: unchanged), the sequences newly acknowledged
+	// beyond it, and those the watermark now covers.
+	wm       uint64
+	ackAdd   []uint64
+	ackCover []uint64
 }
 
 type opResult struct {

@@ -135,7 +135,14 @@ func (s *Segment) Read(after uint64, max, maxBytes int) ([]Record, error) {
 		}
 		c := tx.Bucket(bucketPending).Cursor()
 		total := 0
-		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
+		from := s.pendingFrom(after)
+		s.mu.Lock()
+		ahead := len(s.ackedAhead) > 0
+		s.mu.Unlock()
+		for k, v := c.Seek(seqKey(from)); k != nil && len(out) < max; k, v = c.Next() {
+			if ahead && s.ackedBeyond(getU64(k)) {
+				continue // acknowledged, its watermark not there yet
+			}
 			if maxBytes > 0 && total > 0 && total+len(v) > maxBytes {
 				break
 			}
@@ -190,12 +197,22 @@ func (s *Segment) ReadDead(after uint64, max int) ([]Record, error) {
 	return out, nil
 }
 
-// Ack deletes the given pending records: the broker acknowledged them. All
+// Ack records that the broker acknowledged the given pending records. All
 // of one call share one commit (and that commit with concurrent publishes).
 // Sequences no longer pending are ignored, so a repeated Ack is harmless.
+//
+// The own (live) segment deletes the records, so its writer's file reuses
+// the space. A sealed segment instead moves a per-segment "acknowledged
+// through" watermark over the contiguous acknowledged prefix, which costs
+// a cursor walk rather than a B-tree delete per record: the file is
+// deleted whole once drained. An acknowledged record above the watermark
+// counts as pending until the gap below it closes.
 func (s *Segment) Ack(seqs []uint64) error {
 	if len(seqs) == 0 {
 		return nil
+	}
+	if !s.own {
+		return s.write("ack", func(tx *bolt.Tx, d *delta) error { return s.ackWatermark(tx, d, seqs) })
 	}
 	return s.write("ack", func(tx *bolt.Tx, d *delta) error {
 		p, att := tx.Bucket(bucketPending), tx.Bucket(bucketAttempts)
@@ -231,6 +248,9 @@ func (s *Segment) Ack(seqs []uint64) error {
 // stays visible to dump and stats until Requeue.
 func (s *Segment) Park(seq uint64, attempts int, reason string) error {
 	return s.write("park", func(tx *bolt.Tx, d *delta) error {
+		if s.acknowledged(seq, d) {
+			return nil
+		}
 		k := seqKey(seq)
 		p := tx.Bucket(bucketPending)
 		v := p.Get(k)
@@ -347,7 +367,7 @@ func (s *Segment) failMany(fs []Failure, counted func(int)) error {
 		p, att := tx.Bucket(bucketPending), tx.Bucket(bucketAttempts)
 		for _, f := range fs {
 			k := seqKey(f.Seq)
-			if p.Get(k) == nil {
+			if p.Get(k) == nil || s.acknowledged(f.Seq, d) {
 				continue
 			}
 			n := 1
@@ -364,4 +384,72 @@ func (s *Segment) failMany(fs []Failure, counted func(int)) error {
 		}
 		return nil
 	})
+}
+
+// ackWatermark adds seqs to the acknowledged set and moves the watermark
+// over every pending key that is acknowledged, stopping at the first that
+// is not. Keys no longer pending (parked) are not in the bucket, so the
+// walk steps over them. The counters drop by what the watermark covers.
+// Nothing in memory changes until the commit succeeded (applyDelta), so a
+// rolled-back batch leaves no trace.
+func (s *Segment) ackWatermark(tx *bolt.Tx, d *delta, seqs []uint64) error {
+	s.mu.Lock()
+	wm := s.wm
+	if d.wm > wm {
+		wm = d.wm
+	}
+	acked := make(map[uint64]bool, len(s.ackedAhead)+len(d.ackAdd)+len(seqs))
+	for q := range s.ackedAhead {
+		acked[q] = true
+	}
+	s.mu.Unlock()
+	for _, q := range d.ackAdd {
+		acked[q] = true
+	}
+	for _, q := range d.ackCover {
+		delete(acked, q)
+	}
+	for _, q := range seqs {
+		if q > wm && !acked[q] {
+			acked[q] = true
+			d.ackAdd = append(d.ackAdd, q)
+		}
+	}
+	c := tx.Bucket(bucketPending).Cursor()
+	moved := false
+	for k, v := c.Seek(seqKey(wm + 1)); k != nil; k, v = c.Next() {
+		q := getU64(k)
+		if !acked[q] {
+			break
+		}
+		wm, moved = q, true
+		d.ackCover = append(d.ackCover, q)
+		d.pendingN--
+		d.pendingBytes -= int64(len(v))
+	}
+	if !moved {
+		return nil
+	}
+	d.wm = wm
+	return tx.Bucket(bucketMeta).Put(keyAckedThrough, u64(wm))
+}
+
+// acknowledged reports whether a sealed segment's seq was already
+// acknowledged (under the watermark, or above it): such a record is still
+// in the bucket but no longer pending, and must not be parked or counted.
+func (s *Segment) acknowledged(seq uint64, d *delta) bool {
+	if s.own {
+		return false
+	}
+	if seq <= d.wm {
+		return true
+	}
+	for _, q := range d.ackAdd {
+		if q == seq {
+			return true
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return seq <= s.wm || s.ackedAhead[seq]
 }

@@ -27,6 +27,7 @@ var (
 	keyPendingBytes = []byte("pending_bytes")
 	keyDeadN        = []byte("dead_n")
 	keyCreated      = []byte("created")
+	keyAckedThrough = []byte("acked_through")
 )
 
 // formatVersion is the segment format this code writes and reads. A segment
@@ -55,7 +56,15 @@ type Segment struct {
 	closed                        bool
 	writes                        sync.WaitGroup // writes in progress; close waits for them
 	readSinceDrop                 atomic.Int64   // bytes read since the last dropPages
-	space                         chan struct{}  // closed and replaced when acks free space
+	// A sealed segment is acknowledged by watermark: every pending key at
+	// or below wm is delivered (its file is deleted whole once drained, so
+	// the keys need not be). ackedAhead holds acknowledged sequences above
+	// wm, waiting for the gap below them to close (acks from different
+	// partitions arrive out of order); a crash forgets them and they are
+	// sent again, with their ce_id.
+	wm         uint64
+	ackedAhead map[uint64]bool
+	space      chan struct{} // closed and replaced when acks free space
 }
 
 // Name returns the segment's file name (without directory).
@@ -215,6 +224,7 @@ func (s *Segment) loadCounters(fileSize int64) error {
 		s.pendingN = int64(getU64(m.Get(keyPendingN)))
 		s.pendingBytes = int64(getU64(m.Get(keyPendingBytes)))
 		s.deadN = int64(getU64(m.Get(keyDeadN)))
+		s.wm = getU64(m.Get(keyAckedThrough))
 		return nil
 	})
 }
@@ -312,6 +322,20 @@ func (s *Segment) applyDelta(d delta) {
 	s.deadN += d.deadN
 	s.reservedN -= d.unreserveN
 	s.reservedBytes -= d.unreserveBytes
+	if len(d.ackAdd) > 0 || d.wm != 0 {
+		if s.ackedAhead == nil {
+			s.ackedAhead = map[uint64]bool{}
+		}
+		for _, q := range d.ackAdd {
+			s.ackedAhead[q] = true
+		}
+		for _, q := range d.ackCover {
+			delete(s.ackedAhead, q)
+		}
+		if d.wm > s.wm {
+			s.wm = d.wm
+		}
+	}
 	if d.pendingN < 0 || d.pendingBytes < 0 {
 		close(s.space) // wake publishers waiting for room
 		s.space = make(chan struct{})
@@ -367,4 +391,19 @@ func getU64(b []byte) uint64 {
 		return 0
 	}
 	return binary.BigEndian.Uint64(b)
+}
+
+// pendingFrom returns the first sequence a reader should look at for
+// records after "after": past the acknowledgement watermark.
+func (s *Segment) pendingFrom(after uint64) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return max(after, s.wm) + 1
+}
+
+// ackedBeyond reports whether seq was acknowledged above the watermark.
+func (s *Segment) ackedBeyond(seq uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ackedAhead[seq]
 }

@@ -135,7 +135,7 @@ func segmentStats(s *Segment, st *Stats, failing map[string]*FailingTopic) error
 	pageSize := int64(s.db.Info().PageSize)
 	return s.view(func(tx *bolt.Tx) error {
 		st.LiveBytes += tx.Size() - int64(dbs.FreePageN+dbs.PendingPageN)*pageSize
-		if k, v := tx.Bucket(bucketPending).Cursor().First(); k != nil {
+		if k, v := tx.Bucket(bucketPending).Cursor().Seek(seqKey(s.pendingFrom(0))); k != nil {
 			if e, err := events.Unmarshal(v); err == nil {
 				created := e.Time
 				if t, err := events.IDTime(e.ID); err == nil {
