@@ -15,7 +15,10 @@
 // encoded event (package events' codec, CRC-32C per record); bucket "dead"
 // holds parked events with their reason and attempt count; bucket
 // "attempts" records failed attempts of events that stay pending; bucket
-// "meta" holds the format version and the segment's counters.
+// "meta" holds the format version, the segment's counters and, for a sealed
+// segment being drained, its "acknowledged through" watermark: keys at or
+// below it are delivered and skipped by every reader (the file is deleted
+// whole once drained, so they need not be deleted one by one).
 //
 // # Guarantees
 //
