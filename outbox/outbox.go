@@ -224,6 +224,7 @@ func (o *Outbox) Close() error {
 // file is unlinked while its lock is still held, so no other process can
 // claim it between the check and the removal.
 func (o *Outbox) closeSegment(s *Segment) error {
+	settleErr := s.settleAhead()
 	s.mu.Lock()
 	empty := s.pendingN == 0 && s.deadN == 0 && !s.readOnly
 	s.mu.Unlock()
@@ -235,7 +236,7 @@ func (o *Outbox) closeSegment(s *Segment) error {
 			o.cfg.logger.Debug("outbox: drained segment removed", "segment", s.path)
 		}
 	}
-	return errors.Join(rmErr, s.close())
+	return errors.Join(settleErr, rmErr, s.close())
 }
 
 func (o *Outbox) isClosed() bool {

@@ -267,7 +267,16 @@ func (s *Segment) Park(seq uint64, attempts int, reason string) error {
 		if err := p.Delete(k); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketAttempts).Delete(k)
+		if err := tx.Bucket(bucketAttempts).Delete(k); err != nil {
+			return err
+		}
+		if s.own {
+			return nil
+		}
+		// The parked record may have been the gap below acknowledgements
+		// that arrived ahead of it: move the watermark over them now, or
+		// they would count as pending until an Ack that may never come.
+		return s.ackWatermark(tx, d, nil)
 	})
 }
 

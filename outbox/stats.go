@@ -146,7 +146,14 @@ func segmentStats(s *Segment, st *Stats, failing map[string]*FailingTopic) error
 				}
 			}
 		}
-		return tx.Bucket(bucketAttempts).ForEach(func(_, v []byte) error {
+		var d delta
+		return tx.Bucket(bucketAttempts).ForEach(func(k, v []byte) error {
+			if s.acknowledged(getU64(k), &d) {
+				// A sealed segment keeps an acknowledged record's key
+				// (and its attempts) until the file is deleted: it
+				// no longer fails.
+				return nil
+			}
 			n, topic, msg, ok := decodeAttempts(v)
 			if !ok {
 				return nil
