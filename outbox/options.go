@@ -26,8 +26,6 @@ type cfg struct {
 	redact           []func(*events.Event)
 	logger           *slog.Logger
 	noSync           bool
-	freelistMap      bool
-	noFreelistSync   bool
 }
 
 func defaultCfg() cfg {
@@ -35,7 +33,6 @@ func defaultCfg() cfg {
 		lockTimeout:   time.Second,
 		maxEventBytes: 1 << 20,
 		logger:        slog.New(slog.DiscardHandler),
-		freelistMap:   true,
 	}
 }
 
@@ -97,11 +94,3 @@ func Logger(l *slog.Logger) Option { return optFunc(func(c *cfg) { c.logger = l 
 // UnsafeNoSync turns off fsync on commit. Publish then no longer survives a
 // machine crash; only for benchmarks that measure everything but the disk.
 func UnsafeNoSync() Option { return optFunc(func(c *cfg) { c.noSync = true }) }
-
-// NoFreelistSync stops bbolt writing its freelist on every commit (bbolt's
-// NoFreelistSync). Commits get cheaper on a segment with many free pages,
-// but every later open of the file must walk all of its pages to rebuild
-// the freelist, which costs time and, while it runs, resident memory of the
-// file's size. Default off: segments are opened by relays and inspection
-// tools far more often than a commit finds a large freelist.
-func NoFreelistSync() Option { return optFunc(func(c *cfg) { c.noFreelistSync = true }) }

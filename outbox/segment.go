@@ -91,14 +91,13 @@ func (s *Segment) Dead() int64 {
 	return s.deadN
 }
 
+// boltOptions are the bbolt options of every segment open. The freelist is
+// bbolt's hashmap type and is synced on every commit (bbolt's default):
+// with it unsynced every later open walks all pages of the file, which
+// `relay bench` measured costing the relay the whole file in resident
+// memory for no gain in commit time (docs/benchmarks.md).
 func boltOptions(c *cfg, timeout time.Duration, readOnly bool) *bolt.Options {
-	o := &bolt.Options{Timeout: timeout, ReadOnly: readOnly, NoSync: c.noSync, NoFreelistSync: c.noFreelistSync}
-	if c.freelistMap {
-		o.FreelistType = bolt.FreelistMapType
-	} else {
-		o.FreelistType = bolt.FreelistArrayType
-	}
-	return o
+	return &bolt.Options{Timeout: timeout, ReadOnly: readOnly, NoSync: c.noSync, FreelistType: bolt.FreelistMapType}
 }
 
 // createSegment makes this process's own segment: initialised under a
@@ -241,10 +240,12 @@ func (s *Segment) view(fn func(*bolt.Tx) error) (err error) {
 }
 
 // vetSegment reads every page of a segment, read-only, before it is opened
-// for writing. A read-write open rebuilds bbolt's freelist (a segment does
-// not sync it) by walking every page in a goroutine of bbolt's own, where
-// a panic on a damaged page cannot be recovered and kills the process; the
-// same walk here turns that panic into ErrDamaged.
+// for writing, so that a damaged segment is reported (ErrDamaged, naming
+// it) and skipped before anything is sent from it, rather than failing a
+// relay half way through its drain. It also covers files whose freelist
+// was not synced: their read-write open rebuilds the freelist by walking
+// every page in a goroutine of bbolt's own, where a panic on a damaged
+// page cannot be recovered; the same walk here turns it into ErrDamaged.
 func vetSegment(path string, c *cfg, timeout time.Duration) error {
 	s, err := openSegment(path, c, timeout, true)
 	if err != nil {
