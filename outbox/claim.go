@@ -42,13 +42,13 @@ func (o *Outbox) Claim() ([]*Segment, []SegmentInfo, error) {
 	if o.isClosed() {
 		return nil, nil, ErrClosed
 	}
-	names, err := listSegments(o.dir)
+	names, temps, err := scanDir(o.dir)
 	if err != nil {
 		return nil, nil, err
 	}
 	// Cleaning up after writers that died mid-create is the relay's job,
 	// not every writer's: Open must not read the whole directory.
-	removeStaleTemps(o.dir, time.Now())
+	removeStaleTemps(o.dir, temps, time.Now())
 	var segs []*Segment
 	var others []SegmentInfo
 	for _, name := range names {

@@ -66,18 +66,28 @@ func SegmentPID(name string) int {
 
 // listSegments returns the segment file names in dir in drain order.
 func listSegments(dir string) ([]string, error) {
+	names, _, err := scanDir(dir)
+	return names, err
+}
+
+// scanDir reads dir once and returns the segment file names in drain order
+// and the temporary files (segments being created, or left by a writer
+// that died while creating one).
+func scanDir(dir string) (segs []string, temps []os.DirEntry, err error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("outbox: read directory %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("outbox: read directory %s: %w", dir, err)
 	}
-	var names []string
 	for _, e := range ents {
-		if e.Type().IsRegular() && isSegmentName(e.Name()) {
-			names = append(names, e.Name())
+		switch {
+		case e.Type().IsRegular() && isSegmentName(e.Name()):
+			segs = append(segs, e.Name())
+		case strings.HasPrefix(e.Name(), tmpPrefix):
+			temps = append(temps, e)
 		}
 	}
-	sort.Strings(names)
-	return names, nil
+	sort.Strings(segs)
+	return segs, temps, nil
 }
 
 // ensureDir creates dir (0700) if missing and checks that it is a directory.
@@ -114,15 +124,8 @@ func syncDir(dir string) error {
 // creation takes milliseconds, and a file that old whose creator still
 // lives would be renamed away from under nobody (the creator holds its own
 // descriptor, and the rename of a removed name fails loudly).
-func removeStaleTemps(dir string, now time.Time) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), tmpPrefix) {
-			continue
-		}
+func removeStaleTemps(dir string, temps []os.DirEntry, now time.Time) {
+	for _, e := range temps {
 		if fi, err := e.Info(); err == nil && now.Sub(fi.ModTime()) > time.Minute {
 			_ = os.Remove(filepath.Join(dir, e.Name()))
 		}
