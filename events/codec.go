@@ -21,8 +21,7 @@ const codecVersion1 = 1
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// maxFieldLen bounds any one field while decoding, so a corrupt length can
-// never ask for more memory than the record itself holds.
+// crcLen is the size of the CRC-32C trailer.
 const crcLen = 4
 
 // EncodedSize returns len(Marshal(e)) without encoding.

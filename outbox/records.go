@@ -233,7 +233,7 @@ func (s *Segment) Ack(seqs []uint64) error {
 			if err := c.Delete(); err != nil {
 				return err
 			}
-			if att != nil && att.Get(k) != nil {
+			if att != nil { // deleting a missing key is a no-op
 				if err := att.Delete(k); err != nil {
 					return err
 				}

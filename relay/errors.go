@@ -1,14 +1,9 @@
 package relay
 
 import (
-	"context"
 	"errors"
-	"net"
-	"os"
-	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // ErrStillPending is wrapped by a Once run that ended with events kept
@@ -65,10 +60,7 @@ func (c Class) String() string {
 // error it does not know is Transient: the cost of a wrong guess there is
 // a retry, where a wrong Permanent would park (or lose) data in an outage.
 func Classify(err error) Class {
-	var ke *kerr.Error
 	switch {
-	case err == nil:
-		return Transient
 	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
 		return TooLarge
 	case errors.Is(err, kerr.InvalidTopicException), errors.Is(err, kerr.InvalidRecord),
@@ -79,20 +71,11 @@ func Classify(err error) Class {
 		errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed),
 		errors.Is(err, kerr.TransactionalIDAuthorizationFailed), errors.Is(err, kerr.SaslAuthenticationFailed):
 		return Waiting
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
-		errors.Is(err, kgo.ErrClientClosed), errors.Is(err, kgo.ErrRecordTimeout),
-		errors.Is(err, kgo.ErrRecordRetries), errors.Is(err, kgo.ErrMaxBuffered):
-		return Transient
-	case errors.As(err, &ke):
-		// Every other Kafka error code: retriable ones (NOT_LEADER,
-		// LEADER_NOT_AVAILABLE, NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT...)
-		// are transient by definition; non-retriable ones we have not
-		// listed are treated as transient too, see above.
-		return Transient
 	}
-	var ne net.Error
-	if errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, os.ErrDeadlineExceeded) {
-		return Transient
-	}
+	// Everything else is transient: dial and connection errors, timeouts
+	// (REQUEST_TIMED_OUT, kgo.ErrRecordTimeout), leadership moves
+	// (NOT_LEADER_FOR_PARTITION, LEADER_NOT_AVAILABLE), NOT_ENOUGH_REPLICAS,
+	// kgo.ErrClientClosed and kgo.ErrRecordRetries, context.Canceled and
+	// DeadlineExceeded, and every Kafka code or error not listed above.
 	return Transient
 }

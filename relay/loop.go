@@ -33,7 +33,6 @@ type flightKey struct {
 type flight struct {
 	ss       *segState
 	seq      uint64
-	topic    string
 	size     int // Kafka size: key + value + headers
 	stored   int // stored size, for the in-flight byte bound
 	attempts int // failed attempts recorded before this one
@@ -332,8 +331,7 @@ func (l *loop) consider(ss *segState, rec *outbox.Record, now time.Time) {
 
 func (l *loop) produce(ss *segState, rec *outbox.Record, isolated bool) {
 	kr := ToRecord(&rec.Event)
-	f := &flight{ss: ss, seq: rec.Seq, topic: rec.Event.Topic, size: kafkaSize(kr), stored: rec.Size, attempts: rec.Attempts, isolated: isolated}
-	f.ts = l.topic(f.topic)
+	f := &flight{ss: ss, seq: rec.Seq, ts: l.topic(rec.Event.Topic), size: kafkaSize(kr), stored: rec.Size, attempts: rec.Attempts, isolated: isolated}
 	l.inflight[flightKey{ss, rec.Seq}] = f
 	ss.inflight++
 	f.ts.inflight++
@@ -389,7 +387,7 @@ func (l *loop) process(now time.Time) error {
 			if !ts.waitUntil.IsZero() || ts.lastErr != "" {
 				ts.waitUntil, ts.lastErr = time.Time{}, ""
 				ts.bo.Reset()
-				l.r.setHealth(func(h *Health) { delete(h.Waiting, f.topic) })
+				l.r.setHealth(func(h *Health) { delete(h.Waiting, f.ts.name) })
 			}
 			continue
 		}
@@ -403,12 +401,12 @@ func (l *loop) process(now time.Time) error {
 			if !l.shutting && !now.Before(l.globalUntil) {
 				d := l.gbo.NextBackOff()
 				l.globalUntil = now.Add(d)
-				l.logEvery("transient", "relay: produce failed; retrying after backoff", "topic", f.topic, "error", reason, "backoff", d)
+				l.logEvery("transient", "relay: produce failed; retrying after backoff", "topic", f.ts.name, "error", reason, "backoff", d)
 			}
 			l.rescan = true
 			l.r.setHealth(func(h *Health) { h.LastError, h.ErrorAt = reason, now })
 		case Waiting:
-			fails[f.ss] = append(fails[f.ss], outbox.Failure{Seq: f.seq, Topic: f.topic, Reason: reason})
+			fails[f.ss] = append(fails[f.ss], outbox.Failure{Seq: f.seq, Topic: f.ts.name, Reason: reason})
 			l.wait(ts, reason, now)
 		case TooLarge, Permanent:
 			// Kafka rejects a whole batch for one bad record (too large,
@@ -417,11 +415,11 @@ func (l *loop) process(now time.Time) error {
 			// that fails alone is parked; the others are re-sent one at
 			// a time, in order, before anything later of the topic.
 			if f.isolated {
-				l.park(f.ss, f.seq, f.attempts+1, fmt.Sprintf("%s (record %d bytes, sent alone)", reason, f.size), f.topic)
+				l.park(f.ss, f.seq, f.attempts+1, fmt.Sprintf("%s (record %d bytes, sent alone)", reason, f.size), f.ts.name)
 				break
 			}
 			if !ts.isolating {
-				l.cfg.logger.Warn("relay: broker rejected a batch; re-sending its records one at a time to park only the culprit", "topic", f.topic, "error", reason)
+				l.cfg.logger.Warn("relay: broker rejected a batch; re-sending its records one at a time to park only the culprit", "topic", f.ts.name, "error", reason)
 			}
 			ts.isolating = true
 			ts.queue = append(ts.queue, isoItem{f.ss, f.seq})
