@@ -12,9 +12,8 @@ import (
 // connHook tracks broker reachability for Health and logs dial failures at
 // a bounded pace (franz-go redials with its own backoff).
 type connHook struct {
-	r       *Relay
-	mu      sync.Mutex
-	lastLog time.Time
+	r     *Relay
+	pacer logPacer
 }
 
 var _ kgo.HookBrokerConnect = (*connHook)(nil)
@@ -26,13 +25,29 @@ func (c *connHook) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ n
 	}
 	now := time.Now()
 	c.r.setHealth(func(h *Health) { h.Healthy = false; h.LastError = err.Error(); h.ErrorAt = now })
-	c.mu.Lock()
-	log := now.Sub(c.lastLog) >= c.r.cfg.backoffMax
-	if log {
-		c.lastLog = now
-	}
-	c.mu.Unlock()
-	if log {
+	if c.pacer.allow("dial", now, c.r.cfg.backoffMax) {
 		c.r.cfg.logger.Warn("relay: broker unreachable; events stay pending", "broker", net.JoinHostPort(meta.Host, strconv.Itoa(int(meta.Port))), "error", err)
 	}
+}
+
+// logPacer lets one log line per key through per interval, so an outage
+// costs a few log lines, not one per record, per redial or per
+// millisecond. Safe for concurrent use (the connect hook runs on
+// franz-go's goroutines).
+type logPacer struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func (p *logPacer) allow(key string, now time.Time, every time.Duration) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t, ok := p.last[key]; ok && now.Sub(t) < every {
+		return false
+	}
+	if p.last == nil {
+		p.last = map[string]time.Time{}
+	}
+	p.last[key] = now
+	return true
 }

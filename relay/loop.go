@@ -99,7 +99,7 @@ type loop struct {
 	globalUntil time.Time
 	rescan      bool
 	nextScan    time.Time
-	lastLog     map[string]time.Time
+	logs        logPacer
 
 	pctx    context.Context // context of every produced record
 	pcancel context.CancelFunc
@@ -131,7 +131,6 @@ func newLoop(r *Relay, cl *kgo.Client) *loop {
 		topics:       map[string]*topicState{},
 		resSignal:    make(chan struct{}, 1),
 		gbo:          r.newBackoff(),
-		lastLog:      map[string]time.Time{},
 		stillPending: map[string]string{},
 	}
 	l.pctx, l.pcancel = context.WithCancel(context.Background())
@@ -720,13 +719,9 @@ func (l *loop) abort() {
 	}
 }
 
-// logEvery logs at most once per backoff cap per key, so an outage costs a
-// few log lines, not one per record or per millisecond.
+// logEvery logs an error at most once per backoff cap per key.
 func (l *loop) logEvery(key, msg string, args ...any) {
-	now := time.Now()
-	if t, ok := l.lastLog[key]; ok && now.Sub(t) < l.cfg.backoffMax {
-		return
+	if l.logs.allow(key, time.Now(), l.cfg.backoffMax) {
+		l.cfg.logger.Error(msg, args...)
 	}
-	l.lastLog[key] = now
-	l.cfg.logger.Error(msg, args...)
 }
