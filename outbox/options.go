@@ -28,10 +28,14 @@ type cfg struct {
 	noSync           bool
 }
 
+// DefaultMaxEventBytes is MaxEventBytes' default: 1 MiB, the default of
+// Kafka's max.message.bytes.
+const DefaultMaxEventBytes = 1 << 20
+
 func defaultCfg() cfg {
 	return cfg{
 		lockTimeout:   time.Second,
-		maxEventBytes: 1 << 20,
+		maxEventBytes: DefaultMaxEventBytes,
 		logger:        slog.New(slog.DiscardHandler),
 	}
 }

@@ -32,15 +32,23 @@ type cfg struct {
 	testHook     func(stage string) // tests only: called at loop stages
 }
 
+// Defaults of the options of the same names, for callers that expose them
+// (the CLI's flags) without repeating the numbers.
+const (
+	DefaultDrainTimeout = 5 * time.Second
+	DefaultMaxInFlight  = 8192
+	DefaultScanInterval = time.Second
+)
+
 func defaultCfg() cfg {
 	return cfg{
-		drainTimeout: 5 * time.Second,
+		drainTimeout: DefaultDrainTimeout,
 		logger:       slog.New(slog.DiscardHandler),
-		maxInFlight:  8192,
+		maxInFlight:  DefaultMaxInFlight,
 		batchRecords: 1024,
 		batchBytes:   4 << 20,
 		retries:      -1,
-		scanInterval: time.Second,
+		scanInterval: DefaultScanInterval,
 		backoffMin:   100 * time.Millisecond,
 		backoffMax:   10 * time.Second,
 	}

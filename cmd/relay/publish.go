@@ -54,7 +54,7 @@ or the contents of --value-file, or else all of stdin.`,
 	fs.StringVar(&o.id, "id", "", "event ID, ce_id (default: a new UUIDv7)")
 	fs.StringVar(&o.value, "value", "", "the record value, as `TEXT`")
 	fs.StringVar(&o.valueFile, "value-file", "", "read the record value from `FILE` (\"-\" for stdin)")
-	fs.IntVar(&o.maxEventBytes, "max-event-bytes", 1<<20, "refuse an event whose stored size exceeds `N` bytes (0: no limit)")
+	fs.IntVar(&o.maxEventBytes, "max-event-bytes", outbox.DefaultMaxEventBytes, "refuse an event whose stored size exceeds `N` bytes (0: no limit)")
 	return cmd
 }
 

@@ -63,10 +63,10 @@ or a segment is damaged. Logs go to stderr.`,
 	addOutboxFlag(fs, &o.outbox)
 	fs.StringArrayVar(&o.brokers, "brokers", nil, "seed brokers, comma-separated `HOST:PORT[,...]` (default $KAFKA_BROKERS, then $KAFKA_BOOTSTRAP_SERVERS)")
 	fs.BoolVar(&o.once, "once", false, "exit once nothing drainable is pending")
-	fs.DurationVar(&o.drainTimeout, "drain-timeout", 5*time.Second, "on stop, how long to wait for records already sent")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", relay.DefaultDrainTimeout, "on stop, how long to wait for records already sent")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.DurationVar(&o.scanInterval, "scan-interval", time.Second, "how often to look for segments closed by writers")
-	fs.IntVar(&o.maxInFlight, "max-in-flight", 8192, "records sent and not yet acknowledged, at most (bounds re-sends after a crash)")
+	fs.DurationVar(&o.scanInterval, "scan-interval", relay.DefaultScanInterval, "how often to look for segments closed by writers")
+	fs.IntVar(&o.maxInFlight, "max-in-flight", relay.DefaultMaxInFlight, "records sent and not yet acknowledged, at most (bounds re-sends after a crash)")
 	fs.DurationVar(&o.timeout, "timeout", 0, "stop after this long, as on SIGTERM; with --once, reaching it is an error (0: no limit)")
 	fs.StringVar(&o.memoryLimit, "memory-limit", "32MiB", "soft Go heap limit (GOMEMLIMIT syntax; off: none); $GOMEMLIMIT wins")
 	return cmd

@@ -22,7 +22,7 @@ import (
 // directMaxBuffered bounds the records franz-go buffers in the direct
 // produce: the relay's default in-flight window (relay.MaxInFlight), so
 // both sides keep the same number of records in the air.
-const directMaxBuffered = 8192
+const directMaxBuffered = relay.DefaultMaxInFlight
 
 // backlogResult is what building the backlog produced.
 type backlogResult struct {

@@ -27,7 +27,8 @@ func measureFsync(ctx context.Context, dir string, c *Config) (FsyncResult, erro
 		}
 		if mode == "overwrite" {
 			// Allocate the block first, so every timed call rewrites it.
-			if _, err := f.WriteAt(block, 0); err == nil {
+			_, err = f.WriteAt(block, 0)
+			if err == nil {
 				err = fdatasync(f)
 			}
 			if err != nil {

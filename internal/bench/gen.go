@@ -78,7 +78,7 @@ func (g *gen) keyIndex(i int) int { return int((uint64(i) * 2654435761) % uint64
 func (g *gen) event(i int, topic string) *events.Event {
 	return &events.Event{
 		ID:          g.id(i),
-		Type:        "onex.agent.action",
+		Type:        events.TypeAgentAction,
 		Source:      benchSource,
 		Time:        g.t0.Add(time.Duration(i) * time.Microsecond),
 		Topic:       topic,

@@ -61,7 +61,7 @@ func measureLevels(ctx context.Context, root string, c *Config, g *gen, prof *pr
 			continue
 		}
 		dir := filepath.Join(root, fmt.Sprintf("publish-c%d", conc))
-		s, _, err := publishSingles(ctx, c, dir, fmt.Sprintf("publish c%d", conc), conc, c.PublishOps, probe)
+		s, err := publishSingles(ctx, c, dir, fmt.Sprintf("publish c%d", conc), conc, c.PublishOps, probe)
 		_ = os.RemoveAll(dir)
 		if err != nil {
 			return out, err
@@ -82,12 +82,11 @@ func sortLevels(c *Config, ss []Series) {
 // ops Publish calls of one event each from conc goroutines, and closes it.
 // It returns the path of the writer's segment (still on disk when it holds
 // events). ev(i) makes the event of call i (numbered over all goroutines).
-func publishSingles(ctx context.Context, c *Config, dir, name string, conc, ops int, ev func(i int) *events.Event) (Series, string, error) {
+func publishSingles(ctx context.Context, c *Config, dir, name string, conc, ops int, ev func(i int) *events.Event) (Series, error) {
 	ob, err := outbox.Open(dir)
 	if err != nil {
-		return Series{}, "", fmt.Errorf("bench: %s: %w", name, err)
+		return Series{}, fmt.Errorf("bench: %s: %w", name, err)
 	}
-	seg := ob.Own().Path()
 	per := (ops + conc - 1) / conc
 	s, err := runSeries(ctx, name, ops, conc, c.PhaseTimeout, func(gi, i int) error {
 		return ob.Publish(ctx, ev(gi*per+i))
@@ -96,7 +95,7 @@ func publishSingles(ctx context.Context, c *Config, dir, name string, conc, ops 
 		err = cerr
 	}
 	if err != nil {
-		return s, seg, fmt.Errorf("bench: %s: %w", name, err)
+		return s, fmt.Errorf("bench: %s: %w", name, err)
 	}
-	return s, seg, nil
+	return s, nil
 }

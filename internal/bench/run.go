@@ -148,7 +148,6 @@ func (r *runner) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	res.computeRatios()
 
 	r.logf("e2e: %d events/s for %v with an embedded relay", c.Rate, c.E2EDuration)
 	b, err := newBroker(ctx, c, r.runID, "e2e")
