@@ -58,7 +58,7 @@ func (o *Outbox) Claim() ([]*Segment, []SegmentInfo, error) {
 		}
 		o.mu.Lock()
 		s, ok := o.claimed[name]
-		at, skipped := o.skip[name]
+		sk, known := o.skip[name]
 		o.mu.Unlock()
 		if ok {
 			segs = append(segs, s)
@@ -69,8 +69,8 @@ func (o *Outbox) Claim() ([]*Segment, []SegmentInfo, error) {
 		if err != nil {
 			continue // removed since the listing (drained by another relay)
 		}
-		if skipped && at.Equal(fi.ModTime()) {
-			others = append(others, SegmentInfo{Name: name, State: StateSealed, PID: SegmentPID(name), Size: fi.Size()})
+		if known && sk.unchanged(fi) {
+			others = append(others, sk.info)
 			continue
 		}
 		s, err = openSegment(path, &o.cfg, claimProbe, false)
@@ -79,7 +79,9 @@ func (o *Outbox) Claim() ([]*Segment, []SegmentInfo, error) {
 			others = append(others, SegmentInfo{Name: name, State: StateHeld, PID: SegmentPID(name), Size: fi.Size(), Err: err})
 			continue
 		case err != nil:
-			others = append(others, SegmentInfo{Name: name, State: StateDamaged, PID: SegmentPID(name), Size: fi.Size(), Err: err})
+			info := SegmentInfo{Name: name, State: StateDamaged, PID: SegmentPID(name), Size: fi.Size(), Err: err}
+			o.remember(fi, info)
+			others = append(others, info)
 			continue
 		}
 		if s.Pending() == 0 {
@@ -131,10 +133,27 @@ func (o *Outbox) release(s *Segment) error {
 	err := o.closeSegment(s)
 	if dead {
 		if fi, serr := os.Stat(s.path); serr == nil {
-			o.mu.Lock()
-			o.skip[s.name] = fi.ModTime()
-			o.mu.Unlock()
+			o.remember(fi, SegmentInfo{Name: s.name, State: StateSealed, PID: SegmentPID(s.name), Size: fi.Size()})
 		}
 	}
 	return err
+}
+
+// skipped is what Claim remembers of a segment it need not open again.
+type skipped struct {
+	mtime time.Time
+	size  int64
+	info  SegmentInfo
+}
+
+func (k skipped) unchanged(fi os.FileInfo) bool {
+	return k.mtime.Equal(fi.ModTime()) && k.size == fi.Size()
+}
+
+// remember records a segment Claim can skip until its file changes (a
+// requeue, a repair).
+func (o *Outbox) remember(fi os.FileInfo, info SegmentInfo) {
+	o.mu.Lock()
+	o.skip[info.Name] = skipped{mtime: fi.ModTime(), size: fi.Size(), info: info}
+	o.mu.Unlock()
 }

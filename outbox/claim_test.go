@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"context"
 	"errors"
 	"os"
 	"reflect"
@@ -8,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/boltrelay/boltrelay/events"
 )
 
 func TestClaimDrainsSealedSegment(t *testing.T) {
@@ -265,5 +268,72 @@ func TestClaimRacingClose(t *testing.T) {
 		if err := o2.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// Claim must not vet a damaged segment again at every scan while its file
+// is unchanged (a vet reads the whole file), and must look again once the
+// file changes.
+func TestClaimRemembersDamageUntilTheFileChanges(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Publish(context.Background(), &events.Event{Topic: "t", Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	path := w.Own().Path()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := make([]byte, len(good)) // same size, all zeros: not a bbolt file
+	if err := os.WriteFile(path, bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(path)
+	d, err := Open(dir, WithoutWriter())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	claimState := func() SegmentState {
+		t.Helper()
+		segs, others, err := d.Claim()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(segs) == 1 {
+			return StateClaimed
+		}
+		if len(others) != 1 {
+			t.Fatalf("claim: %v %+v", segs, others)
+		}
+		return others[0].State
+	}
+	if s := claimState(); s != StateDamaged {
+		t.Fatalf("first claim: %s, want damaged", s)
+	}
+	// Repair the file behind Claim's back, keeping size and mtime: an
+	// unchanged-looking file is not opened again.
+	if err := os.WriteFile(path, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(path, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if s := claimState(); s != StateDamaged {
+		t.Fatalf("second claim of an unchanged file: %s, want the remembered damage", s)
+	}
+	later := fi.ModTime().Add(time.Second)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if s := claimState(); s != StateClaimed {
+		t.Fatalf("claim after the file changed: %s, want it claimed", s)
 	}
 }

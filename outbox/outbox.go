@@ -30,8 +30,11 @@ type Outbox struct {
 	wake chan struct{} // capacity 1: a pending signal is never lost, never piles up
 
 	mu      sync.Mutex
-	claimed map[string]*Segment  // sealed segments held for draining, by name
-	skip    map[string]time.Time // dead-only sealed segments released, by mtime
+	claimed map[string]*Segment // sealed segments held for draining, by name
+	// skip remembers segments Claim need not open again while their file
+	// is unchanged: sealed ones holding only parked events, and damaged
+	// ones (whose vet would read the whole file at every scan).
+	skip map[string]skipped
 }
 
 // Open opens the outbox in dir, creating the directory (0700) if missing,
@@ -51,7 +54,7 @@ func Open(dir string, opts ...Option) (*Outbox, error) {
 	if err := ensureDir(dir); err != nil {
 		return nil, err
 	}
-	o := &Outbox{dir: dir, cfg: c, wake: make(chan struct{}, 1), claimed: map[string]*Segment{}, skip: map[string]time.Time{}}
+	o := &Outbox{dir: dir, cfg: c, wake: make(chan struct{}, 1), claimed: map[string]*Segment{}, skip: map[string]skipped{}}
 	if !c.noWriter {
 		s, err := createSegment(dir, &o.cfg)
 		if err != nil {
