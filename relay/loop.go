@@ -632,15 +632,6 @@ func (l *loop) idle() bool {
 
 // finishOnce ends a Once run: nothing drainable is pending.
 func (l *loop) finishOnce() error {
-	var held []outbox.SegmentInfo
-	for _, o := range l.others {
-		if o.State == outbox.StateHeld {
-			held = append(held, o)
-		}
-	}
-	l.r.mu.Lock()
-	l.r.held = held
-	l.r.mu.Unlock()
 	err := l.shutdown()
 	if len(l.stillPending) > 0 {
 		var parts []string
@@ -663,6 +654,15 @@ func (l *loop) finishOnce() error {
 //  5. record any acknowledgement that raced the close, and return.
 func (l *loop) shutdown() error {
 	l.shutting = true
+	var skipped []outbox.SegmentInfo
+	for _, o := range l.others {
+		if o.State == outbox.StateHeld || o.State == outbox.StateDamaged {
+			skipped = append(skipped, o)
+		}
+	}
+	l.r.mu.Lock()
+	l.r.skipped = skipped
+	l.r.mu.Unlock()
 	l.hook("shutdown")
 	var firstErr error
 	if len(l.inflight) > 0 {

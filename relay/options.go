@@ -104,7 +104,8 @@ func DrainTimeout(d time.Duration) Option { return optFunc(func(c *cfg) { c.drai
 // everything it could read was acknowledged or parked. Events for topics
 // in the waiting class (missing, not authorised) are tried once, and Run
 // then returns an error wrapping ErrStillPending naming them. Segments
-// held by live writers are skipped and reported by Held. Default off.
+// held by live writers, and damaged ones, are skipped and reported by
+// Skipped. Default off.
 func Once() Option { return optFunc(func(c *cfg) { c.once = true }) }
 
 // Logger sets the structured logger. Default: discard (a library stays

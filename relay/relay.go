@@ -22,9 +22,9 @@ type Relay struct {
 
 	running atomic.Bool
 
-	mu     sync.Mutex
-	health Health
-	held   []outbox.SegmentInfo
+	mu      sync.Mutex
+	health  Health
+	skipped []outbox.SegmentInfo
 }
 
 // Health is a snapshot of the relay's state, for health endpoints and
@@ -69,12 +69,13 @@ func (r *Relay) Health() Health {
 	return h
 }
 
-// Held returns the segments a Once run could not drain because another
-// process held them (a live writer), as of the end of the last Run.
-func (r *Relay) Held() []outbox.SegmentInfo {
+// Skipped returns the segments the last Run did not drain, as of its end:
+// those another process held (a live writer, another relay) and the
+// damaged ones, each with its state and error.
+func (r *Relay) Skipped() []outbox.SegmentInfo {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]outbox.SegmentInfo(nil), r.held...)
+	return append([]outbox.SegmentInfo(nil), r.skipped...)
 }
 
 func (r *Relay) setHealth(fn func(h *Health)) {

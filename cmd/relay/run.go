@@ -197,15 +197,15 @@ func runRun(cmd *cobra.Command, e *env, o *runOpts) error {
 		return runErr
 	}
 
-	reportSkipped(e.stderr, o.outbox, r.Held(), "not drained")
 	// The relay logs damaged segments as it finds them; name them once more
 	// at the end, where a --once caller looks, and fail: they hold events
 	// that nothing will deliver until someone looks at them.
-	damaged := 0
+	damaged := reportSkipped(e.stderr, o.outbox, r.Skipped(), "not drained")
 	left := ""
-	if st, err := outbox.ReadStats(o.outbox, outbox.LockTimeout(10*time.Millisecond)); err == nil {
-		damaged = reportSkipped(e.stderr, o.outbox, st.Damaged, "not drained")
-		left = fmt.Sprintf(" (%s still pending)", plural(st.Pending, "event", "events"))
+	if interrupted || timedOut {
+		if st, err := outbox.ReadStats(o.outbox, outbox.LockTimeout(10*time.Millisecond)); err == nil {
+			left = fmt.Sprintf(" (%s still pending)", plural(st.Pending, "event", "events"))
+		}
 	}
 	switch {
 	case runErr != nil:
