@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -55,7 +54,7 @@ docs/benchmarks.md). It needs about twice the backlog's size free in --dir
 	fs := cmd.Flags()
 	fs.SortFlags = false
 	fs.StringVar(&o.dir, "dir", "", "directory on the disk to measure (required; a subdirectory is created and removed)")
-	fs.StringSliceVar(&o.brokers, "brokers", nil, "external seed brokers HOST:PORT[,...] (default: an embedded in-memory broker)")
+	fs.StringArrayVar(&o.brokers, "brokers", nil, "external seed brokers HOST:PORT[,...] (default: an embedded in-memory broker)")
 	fs.IntVar(&o.events, "events", bench.DefaultEvents, "backlog the relay drains")
 	fs.IntVar(&o.valueSize, "value-size", bench.DefaultValueSize, "event value size in bytes")
 	fs.IntSliceVar(&o.concurrency, "concurrency", bench.DefaultConcurrency, "Publish concurrency levels")
@@ -69,22 +68,20 @@ docs/benchmarks.md). It needs about twice the backlog's size free in --dir
 }
 
 func runBench(cmd *cobra.Command, e *env, o *benchOpts) error {
-	if o.dir == "" {
-		return usagef("missing required flag --dir")
+	if err := required(cmd.Flags(), "dir", o.dir); err != nil {
+		return err
 	}
 	if fi, err := os.Stat(o.dir); err != nil || !fi.IsDir() {
 		return failf("--dir %s is not a directory", o.dir)
 	}
-	var brokers []string
-	for _, b := range o.brokers {
-		for _, x := range strings.Split(b, ",") {
-			if x = strings.TrimSpace(x); x != "" {
-				brokers = append(brokers, x)
-			}
+	if cmd.Flags().Changed("brokers") {
+		var err error
+		if o.brokers, err = parseBrokers("--brokers", o.brokers); err != nil {
+			return err
 		}
 	}
 	cfg := bench.Config{
-		Dir: o.dir, Brokers: brokers, Events: o.events, ValueSize: o.valueSize,
+		Dir: o.dir, Brokers: o.brokers, Events: o.events, ValueSize: o.valueSize,
 		Concurrency: o.concurrency, PublishOps: o.publishOps, Rate: o.rate,
 		E2EDuration: o.e2e, ProfileDir: o.profileDir, Log: e.stderr,
 	}

@@ -61,7 +61,7 @@ and the exit code is 1 if anything was lost or out of order. The outbox is
 a temporary directory unless --outbox is given. Never use the embedded
 broker for anything but this demo: it keeps everything in memory.`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd, e, &o) },
+		RunE: func(*cobra.Command, []string) error { return runDemo(e, &o) },
 	}
 	fs := cmd.Flags()
 	fs.SortFlags = false
@@ -73,8 +73,7 @@ broker for anything but this demo: it keeps everything in memory.`,
 	return cmd
 }
 
-func runDemo(cmd *cobra.Command, e *env, o *demoOpts) (err error) {
-	fs := cmd.Flags()
+func runDemo(e *env, o *demoOpts) (err error) {
 	switch {
 	case o.events < 1 || o.events > 1_000_000:
 		return usagef("--events %d must be between 1 and 1000000", o.events)
@@ -100,7 +99,7 @@ func runDemo(cmd *cobra.Command, e *env, o *demoOpts) (err error) {
 		defer os.RemoveAll(dir)
 		say("outbox %s (temporary)", dir)
 	} else {
-		if err := checkOutbox(fs, dir, false); err != nil {
+		if err := checkOutbox(dir, false); err != nil {
 			return err
 		}
 		say("outbox %s", dir)

@@ -58,7 +58,7 @@ damaged one (exit 1, after everything readable was printed).`,
 	fs.BoolVar(&o.dead, "dead", false, "only parked (dead) events")
 	fs.BoolVar(&o.pending, "pending", false, "only pending events")
 	fs.IntVar(&o.limit, "limit", 0, "print at most `N` events (0: all)")
-	fs.DurationVar(&o.lockTimeout, "lock-timeout", 250*time.Millisecond, "how long to wait for a locked segment before skipping it")
+	addLockTimeoutFlag(fs, &o.lockTimeout, "skipping it")
 	return cmd
 }
 
@@ -73,10 +73,10 @@ func runDump(cmd *cobra.Command, e *env, o *dumpOpts) error {
 	if o.limit < 0 {
 		return usagef("--limit %d must not be negative", o.limit)
 	}
-	if o.lockTimeout <= 0 {
-		return usagef("--lock-timeout %v must be positive", o.lockTimeout)
+	if err := checkLockTimeout(o.lockTimeout); err != nil {
+		return err
 	}
-	if err := checkOutbox(fs, o.outbox, true); err != nil {
+	if err := checkOutbox(o.outbox, true); err != nil {
 		return err
 	}
 	sel := outbox.DumpOptions{Pending: o.pending || !o.dead, Dead: o.dead || !o.pending, Limit: o.limit}

@@ -65,11 +65,8 @@ func runPublish(cmd *cobra.Command, e *env, o *publishOpts) error {
 	if err := required(fs, "outbox", o.outbox); err != nil {
 		return err
 	}
-	if !fs.Changed("topic") {
-		return usagef("missing required flag --topic")
-	}
-	if o.topic == "" {
-		return usagef("--topic is empty")
+	if err := required(fs, "topic", o.topic); err != nil {
+		return err
 	}
 	if err := events.ValidateTopic(o.topic); err != nil {
 		return usagef("--topic: %s", invalid(err))
@@ -107,7 +104,7 @@ func runPublish(cmd *cobra.Command, e *env, o *publishOpts) error {
 	if o.maxEventBytes < 0 {
 		return usagef("--max-event-bytes %d must not be negative", o.maxEventBytes)
 	}
-	if err := checkOutbox(fs, o.outbox, false); err != nil {
+	if err := checkOutbox(o.outbox, false); err != nil {
 		return err
 	}
 	data, err := readValue(fs.Changed("value"), o.value, o.valueFile, e.stdin)

@@ -43,7 +43,7 @@ on stderr. An --id that is not parked in any readable segment is an error
 	addOutboxFlag(fs, &o.outbox)
 	fs.BoolVar(&o.all, "all", false, "requeue every parked event")
 	fs.StringArrayVar(&o.ids, "id", nil, "requeue the parked event with this `ID` (repeatable)")
-	fs.DurationVar(&o.lockTimeout, "lock-timeout", 250*time.Millisecond, "how long to wait for a locked segment before skipping it")
+	addLockTimeoutFlag(fs, &o.lockTimeout, "skipping it")
 	return cmd
 }
 
@@ -63,10 +63,10 @@ func runRequeue(cmd *cobra.Command, e *env, o *requeueOpts) error {
 			return usagef("--id is empty")
 		}
 	}
-	if o.lockTimeout <= 0 {
-		return usagef("--lock-timeout %v must be positive", o.lockTimeout)
+	if err := checkLockTimeout(o.lockTimeout); err != nil {
+		return err
 	}
-	if err := checkOutbox(fs, o.outbox, true); err != nil {
+	if err := checkOutbox(o.outbox, true); err != nil {
 		return err
 	}
 	var ids []string

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -102,6 +103,19 @@ func required(fs *pflag.FlagSet, name, value string) error {
 }
 
 // addOutboxFlag adds the --outbox flag every command but demo requires.
+// addLockTimeoutFlag adds --lock-timeout, the wait for a locked segment of
+// the inspection commands.
+func addLockTimeoutFlag(fs *pflag.FlagSet, d *time.Duration, then string) {
+	fs.DurationVar(d, "lock-timeout", 250*time.Millisecond, "how long to wait for a locked segment before "+then)
+}
+
+func checkLockTimeout(d time.Duration) error {
+	if d <= 0 {
+		return usagef("--lock-timeout %v must be positive", d)
+	}
+	return nil
+}
+
 func addOutboxFlag(fs *pflag.FlagSet, dir *string) {
 	fs.StringVar(dir, "outbox", "", "outbox directory (required)")
 }
@@ -109,10 +123,7 @@ func addOutboxFlag(fs *pflag.FlagSet, dir *string) {
 // checkOutbox validates --outbox. A missing directory is created by
 // publish and run (outbox.Open does that) but is an error for inspection,
 // which never creates anything.
-func checkOutbox(fs *pflag.FlagSet, dir string, mustExist bool) error {
-	if err := required(fs, "outbox", dir); err != nil {
-		return err
-	}
+func checkOutbox(dir string, mustExist bool) error {
 	fi, err := os.Stat(dir)
 	switch {
 	case err == nil && !fi.IsDir():

@@ -135,7 +135,7 @@ func runRun(cmd *cobra.Command, e *env, o *runOpts) error {
 	case o.timeout < 0:
 		return usagef("--timeout %v must not be negative", o.timeout)
 	}
-	if err := checkOutbox(fs, o.outbox, false); err != nil {
+	if err := checkOutbox(o.outbox, false); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
@@ -236,6 +236,12 @@ func resolveBrokers(fs *pflag.FlagSet, flagVals []string, getenv func(string) st
 	default:
 		return nil, usagef("no brokers: give --brokers HOST:PORT[,...] or set KAFKA_BROKERS or KAFKA_BOOTSTRAP_SERVERS")
 	}
+	return parseBrokers(source, raw)
+}
+
+// parseBrokers splits comma-separated HOST:PORT lists and checks each;
+// source names the flag or variable they came from.
+func parseBrokers(source string, raw []string) ([]string, error) {
 	var out []string
 	for _, r := range raw {
 		for _, b := range strings.Split(r, ",") {

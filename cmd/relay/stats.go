@@ -43,7 +43,7 @@ counted; damaged segments are listed and named on stderr (exit 1).`,
 	fs.SortFlags = false
 	addOutboxFlag(fs, &o.outbox)
 	fs.StringVar(&o.format, "format", "table", "output format: table or json")
-	fs.DurationVar(&o.lockTimeout, "lock-timeout", 250*time.Millisecond, "how long to wait for a locked segment before listing it as held")
+	addLockTimeoutFlag(fs, &o.lockTimeout, "listing it as held")
 	return cmd
 }
 
@@ -87,10 +87,10 @@ func runStats(cmd *cobra.Command, e *env, o *statsOpts) error {
 	if err := checkFormat(o.format); err != nil {
 		return err
 	}
-	if o.lockTimeout <= 0 {
-		return usagef("--lock-timeout %v must be positive", o.lockTimeout)
+	if err := checkLockTimeout(o.lockTimeout); err != nil {
+		return err
 	}
-	if err := checkOutbox(fs, o.outbox, true); err != nil {
+	if err := checkOutbox(o.outbox, true); err != nil {
 		return err
 	}
 	st, err := outbox.ReadStats(o.outbox, outbox.LockTimeout(o.lockTimeout))
