@@ -145,7 +145,7 @@ func runDemo(e *env, o *demoOpts) (err error) {
 		return failf("stats: %w", err)
 	}
 	say("published %d events (%d correlation IDs, %d topics) in %v with no broker running; %d pending",
-		len(ids.order), o.keys, len(demoTopics), time.Since(pubStart).Round(time.Millisecond), st.Pending)
+		len(ids), o.keys, len(demoTopics), time.Since(pubStart).Round(time.Millisecond), st.Pending)
 
 	// 2. The broker comes up.
 	cluster, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, demoTopics...))
@@ -176,13 +176,13 @@ func runDemo(e *env, o *demoOpts) (err error) {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	lastSaid := time.Now()
-	n := int64(len(ids.order))
+	n := int64(len(ids))
 wait:
-	for r.Health().Delivered < n {
+	for h := r.Health(); h.Delivered < n; h = r.Health() {
 		select {
 		case <-tick.C:
-			if d := r.Health().Delivered; time.Since(lastSaid) >= 500*time.Millisecond {
-				say("delivered %d/%d", d, n)
+			if time.Since(lastSaid) >= 500*time.Millisecond {
+				say("delivered %d/%d", h.Delivered, n)
 				lastSaid = time.Now()
 			}
 		case <-relayDone:
@@ -247,19 +247,16 @@ wait:
 	return nil
 }
 
-// demoIDs is what the demo published: each event's ID and publish index.
-type demoIDs struct {
-	order []string       // IDs in publish order
-	index map[string]int // ID -> publish index
-}
+// demoIDs is what the demo published: each event's ID and its publish index.
+type demoIDs map[string]int
 
 // demoPublish publishes n events, one Publish each, from one goroutine per
 // correlation ID, as concurrent hooks would: their commits are shared
 // (group commit) and each key's events stay in their order. Per key the
 // story is a transformation started, a few actions, and a completed (or
 // failed) transformation.
-func demoPublish(ctx context.Context, ob *outbox.Outbox, n, keys int) (*demoIDs, error) {
-	ids := &demoIDs{order: make([]string, n), index: make(map[string]int, n)}
+func demoPublish(ctx context.Context, ob *outbox.Outbox, n, keys int) (demoIDs, error) {
+	ids := make(demoIDs, n)
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -285,8 +282,7 @@ func demoPublish(ctx context.Context, ob *outbox.Outbox, n, keys int) (*demoIDs,
 					mu.Unlock()
 					return
 				}
-				ids.order[i] = ev.ID
-				ids.index[ev.ID] = i
+				ids[ev.ID] = i
 				mu.Unlock()
 			}
 		}()
@@ -377,13 +373,13 @@ type demoVerdict struct {
 // verify checks the records against what was published: by ce_id for loss
 // and duplicates, and by publish index per topic and key for order (Kafka
 // orders per partition, and one key maps to one partition of a topic).
-func (ids *demoIDs) verify(recs []*kgo.Record) demoVerdict {
+func (ids demoIDs) verify(recs []*kgo.Record) demoVerdict {
 	var v demoVerdict
-	seen := make(map[string]int, len(ids.order))
+	seen := make(map[string]int, len(ids))
 	last := map[string]int{}
 	for _, rec := range recs {
 		id, _ := relay.HeaderValue(rec, relay.HeaderID)
-		if _, ok := ids.index[id]; !ok {
+		if _, ok := ids[id]; !ok {
 			continue // not ours
 		}
 		seen[id]++
@@ -393,7 +389,7 @@ func (ids *demoIDs) verify(recs []*kgo.Record) demoVerdict {
 		}
 		s, _ := relay.HeaderValue(rec, demoSeqHeader)
 		i, err := strconv.Atoi(s)
-		if err != nil || i != ids.index[id] {
+		if err != nil || i != ids[id] {
 			v.outOfOrder++ // the record does not carry what was published
 			continue
 		}
@@ -404,6 +400,6 @@ func (ids *demoIDs) verify(recs []*kgo.Record) demoVerdict {
 		last[k] = i
 	}
 	v.delivered = len(seen)
-	v.lost = len(ids.order) - len(seen)
+	v.lost = len(ids) - len(seen)
 	return v
 }

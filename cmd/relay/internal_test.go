@@ -50,7 +50,7 @@ func TestOneLine(t *testing.T) {
 // The demo's verdict must be able to fail: loss, duplicates and disorder
 // are each detected.
 func TestDemoVerify(t *testing.T) {
-	ids := &demoIDs{order: []string{"a", "b", "c", "d"}, index: map[string]int{"a": 0, "b": 1, "c": 2, "d": 3}}
+	ids := demoIDs{"a": 0, "b": 1, "c": 2, "d": 3}
 	rec := func(id string, seq int, key string) *kgo.Record {
 		return &kgo.Record{Topic: "t", Key: []byte(key), Headers: []kgo.RecordHeader{
 			{Key: relay.HeaderID, Value: []byte(id)}, {Key: demoSeqHeader, Value: []byte(strconv.Itoa(seq))}}}

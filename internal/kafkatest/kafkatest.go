@@ -5,7 +5,6 @@ package kafkatest
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -30,20 +29,7 @@ func Cluster(t testing.TB, topics ...string) *kfake.Cluster {
 // passes, and returns what it got.
 func Consume(t testing.TB, brokers []string, n int, timeout time.Duration, topics ...string) []*kgo.Record {
 	t.Helper()
-	recs, err := ConsumeN(brokers, n, timeout, topics...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return recs
-}
-
-// ConsumeN is Consume without a testing.TB, for the demo.
-func ConsumeN(brokers []string, n int, timeout time.Duration, topics ...string) ([]*kgo.Record, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
-	if err != nil {
-		return nil, fmt.Errorf("consumer: %w", err)
-	}
+	cl := newConsumer(t, brokers, topics)
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -52,7 +38,7 @@ func ConsumeN(brokers []string, n int, timeout time.Duration, topics ...string) 
 		fs := cl.PollFetches(ctx)
 		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
 	}
-	return out, nil
+	return out
 }
 
 // ConsumeIdle reads topics from the start until no record arrived for
@@ -60,11 +46,7 @@ func ConsumeN(brokers []string, n int, timeout time.Duration, topics ...string) 
 // duplicate) was written.
 func ConsumeIdle(t testing.TB, brokers []string, quiet, timeout time.Duration, topics ...string) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := newConsumer(t, brokers, topics)
 	defer cl.Close()
 	end := time.Now().Add(timeout)
 	last := time.Now()
@@ -76,4 +58,15 @@ func ConsumeIdle(t testing.TB, brokers []string, quiet, timeout time.Duration, t
 		fs.EachRecord(func(r *kgo.Record) { out = append(out, r); last = time.Now() })
 	}
 	return out
+}
+
+// newConsumer is a group-less consumer of topics from their start.
+func newConsumer(t testing.TB, brokers, topics []string) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatalf("consumer: %v", err)
+	}
+	return cl
 }
