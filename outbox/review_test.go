@@ -15,18 +15,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// bucketSeqs lists the keys physically in a segment's pending bucket.
-func bucketSeqs(t *testing.T, s *Segment) []uint64 {
-	t.Helper()
-	var out []uint64
-	if err := s.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketPending).ForEach(func(k, _ []byte) error { out = append(out, getU64(k)); return nil })
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // storedCounters reads the counters a reopen would load.
 func storedCounters(t *testing.T, s *Segment) (n, wm uint64) {
 	t.Helper()
